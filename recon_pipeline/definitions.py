@@ -1,0 +1,26 @@
+"""The Dagster code location: assembles assets, resources, jobs, schedules and sensors."""
+
+from __future__ import annotations
+
+import dagster as dg
+from dagster_dbt import DbtCliResource
+
+from recon_pipeline.orchestration.automation import jobs, schedules, sensors
+from recon_pipeline.orchestration.dbt_assets import dbt_marts, dbt_project, dbt_staging
+from recon_pipeline.orchestration.ingest_assets import ingest_assets
+from recon_pipeline.orchestration.matching_assets import receipt_links
+from recon_pipeline.orchestration.resources import ReconResource
+from recon_pipeline.transform import dbt_executable
+
+defs = dg.Definitions(
+    assets=[*ingest_assets, dbt_staging, receipt_links, dbt_marts],
+    resources={
+        "recon": ReconResource(),
+        "dbt": DbtCliResource(project_dir=dbt_project(), dbt_executable=dbt_executable()),
+    },
+    jobs=jobs,
+    schedules=schedules,
+    sensors=sensors,
+    # One DuckDB writer at a time: steps run one after another in the run's process.
+    executor=dg.in_process_executor,
+)

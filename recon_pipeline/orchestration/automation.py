@@ -1,0 +1,112 @@
+"""Jobs, schedules and the landing-zone sensor.
+
+Times are in the settings' time zone (Asia/Shanghai). Every run carries its as-of as the
+`recon/as_of` tag: the schedule's tick time, so a late or retried run evaluates the same moment.
+"""
+
+
+import hashlib
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import dagster as dg
+
+from recon_pipeline.ingest import list_drops, drop_files
+from recon_pipeline.orchestration.ingest_assets import daily_partitions
+from recon_pipeline.orchestration.resources import AS_OF_TAG, ReconResource
+from recon_pipeline.settings import load_settings
+
+_settings = load_settings()
+TIMEZONE = _settings.timezone
+
+ingest_selection = dg.AssetSelection.groups("ingest")
+models_selection = dg.AssetSelection.all() - ingest_selection
+
+ingest_job = dg.define_asset_job(
+    "ingest_drops", selection=ingest_selection, partitions_def=daily_partitions,
+    description="Load one day's landing drops into raw history.",
+)
+refresh_job = dg.define_asset_job(
+    "refresh_reconciliation", selection=models_selection,
+    description="Rebuild staging, matching, marts and alerts at the run's as-of.",
+)
+
+
+def _tick_tags(context: dg.ScheduleEvaluationContext) -> dict[str, str]:
+    return {AS_OF_TAG: context.scheduled_execution_time.isoformat()}
+
+
+@dg.schedule(job=ingest_job, cron_schedule="0 1 * * *", execution_timezone=TIMEZONE,
+             description="每晚 01:00: 读取前一天的落地文件")
+def nightly_ingest_schedule(context: dg.ScheduleEvaluationContext):
+    day = (context.scheduled_execution_time - timedelta(days=1)).date()
+    return dg.RunRequest(partition_key=day.isoformat(), tags=_tick_tags(context))
+
+
+@dg.schedule(job=refresh_job, cron_schedule="30 1 * * *", execution_timezone=TIMEZONE,
+             description="每晚 01:30: 全量重建对账报表与预警")
+def nightly_refresh_schedule(context: dg.ScheduleEvaluationContext):
+    return dg.RunRequest(tags=_tick_tags(context))
+
+
+@dg.schedule(job=refresh_job, cron_schedule="0 17 * * *", execution_timezone=TIMEZONE,
+             description="每天 17:00: 差额清单")
+def diff_list_schedule(context: dg.ScheduleEvaluationContext):
+    return dg.RunRequest(tags=_tick_tags(context))
+
+
+@dg.schedule(job=refresh_job, cron_schedule="*/10 9-18 * * 1-5", execution_timezone=TIMEZONE,
+             description="工作时间每 10 分钟刷新健康看板")
+def health_refresh_schedule(context: dg.ScheduleEvaluationContext):
+    return dg.RunRequest(tags=_tick_tags(context))
+
+
+def _drop_signature(files: list[Path]) -> str:
+    """Cheap change signature for polling (names, sizes, mtimes); ingestion hashes content."""
+    parts = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+    return hashlib.sha1(json.dumps(parts).encode()).hexdigest()[:16]
+
+
+@dg.sensor(job=ingest_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.STOPPED,
+           description="落地目录出现新的或变更的批次时，立即读取该日期的分区")
+def landing_drop_sensor(context: dg.SensorEvaluationContext, recon: ReconResource):
+    landing = recon.landing_path
+    if not landing.is_dir():
+        return dg.SkipReason(f"落地目录不存在: {landing}")
+    seen = json.loads(context.cursor) if context.cursor else {}
+    changed_days: dict[str, list[str]] = {}
+    for source, day in list_drops(landing)[0]:
+        signature = _drop_signature(drop_files(landing, source, day))
+        key = f"{source}/{day.isoformat()}"
+        if seen.get(key) != signature:
+            seen[key] = signature
+            changed_days.setdefault(day.isoformat(), []).append(source)
+    context.update_cursor(json.dumps(seen, sort_keys=True))
+    for day, sources in sorted(changed_days.items()):
+        yield dg.RunRequest(
+            run_key=f"{day}:{','.join(sorted(sources))}:{len(seen)}:{hash(tuple(sorted(seen.items())))}",
+            partition_key=day,
+            asset_selection=[dg.AssetKey(["raw", s]) for s in sources],
+        )
+
+
+@dg.sensor(job=refresh_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.STOPPED,
+           description="读取完成后刷新对账报表")
+def refresh_after_ingest_sensor(context: dg.SensorEvaluationContext):
+    """After ingestion runs succeed, rebuild the models once (near-real-time)."""
+    records = context.instance.get_run_records(
+        dg.RunsFilter(job_name=ingest_job.name, statuses=[dg.DagsterRunStatus.SUCCESS]), limit=1
+    )
+    if not records:
+        return dg.SkipReason("尚无成功的读取任务")
+    latest = records[0].dagster_run.run_id
+    if context.cursor == latest:
+        return dg.SkipReason("没有新的读取任务")
+    context.update_cursor(latest)
+    return dg.RunRequest(run_key=f"after:{latest}")
+
+
+schedules = [nightly_ingest_schedule, nightly_refresh_schedule, diff_list_schedule, health_refresh_schedule]
+sensors = [landing_drop_sensor, refresh_after_ingest_sensor]
+jobs = [ingest_job, refresh_job]

@@ -1,0 +1,74 @@
+"""The dbt project as Dagster assets, split around the Python matching step.
+
+`dbt_staging` builds the staging models the matching engine reads; `dbt_marts` builds
+everything downstream of `matching/receipt_links`. dbt tests show up as asset checks.
+"""
+
+
+import json
+import os
+from functools import cache
+from typing import Any, Mapping
+
+import dagster as dg
+from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
+
+from recon_pipeline.orchestration.resources import ReconResource, run_as_of
+from recon_pipeline.settings import DBT_PROJECT_DIR
+from recon_pipeline.transform import dbt_vars
+
+
+class ReconDbtTranslator(DagsterDbtTranslator):
+    """Models are keyed `[schema, model]` (e.g. mart/fct_order_reconciliation) and grouped by
+    schema; sources keep `[source, table]`, which are the keys of the Python assets that write them."""
+
+    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
+        if dbt_resource_props["resource_type"] == "source":
+            return super().get_asset_key(dbt_resource_props)
+        schema = dbt_resource_props.get("config", {}).get("schema") or "main"
+        return dg.AssetKey([schema, dbt_resource_props["name"]])
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        return dbt_resource_props.get("config", {}).get("schema") or "dbt"
+
+
+@cache
+def dbt_project() -> DbtProject:
+    project = DbtProject(project_dir=DBT_PROJECT_DIR)
+    project.prepare_if_dev()  # builds target/manifest.json under `dagster dev` only
+    return project
+
+
+translator = ReconDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
+
+
+def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, recon: ReconResource):
+    settings = recon.settings()
+    # dbt's profiles.yml reads the warehouse path from the environment.
+    os.environ["RECON_WAREHOUSE"] = str(recon.warehouse_path)
+    variables = dbt_vars(settings, run_as_of(context, settings))
+    yield from dbt.cli(["build", "--vars", json.dumps(variables)], context=context).stream()
+
+
+@dbt_assets(
+    manifest=dbt_project().manifest_path,
+    project=dbt_project(),
+    selector="before_matching",
+    name="dbt_staging",
+    dagster_dbt_translator=translator,
+    pool="warehouse",
+)
+def dbt_staging(context: dg.AssetExecutionContext, dbt: DbtCliResource, recon: ReconResource):
+    yield from _build(context, dbt, recon)
+
+
+@dbt_assets(
+    manifest=dbt_project().manifest_path,
+    project=dbt_project(),
+    selector="after_matching",
+    name="dbt_marts",
+    dagster_dbt_translator=translator,
+    pool="warehouse",
+)
+def dbt_marts(context: dg.AssetExecutionContext, dbt: DbtCliResource, recon: ReconResource):
+    yield from _build(context, dbt, recon)

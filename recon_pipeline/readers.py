@@ -1,0 +1,264 @@
+"""Read one landing file into batches of text columns with canonical names.
+
+Every reader returns the cells as text exactly as the user's file shows them (typing and
+validation happen in SQL, in `ingest`), mapped onto the canonical column names of the source,
+with `_row_number` (the row a user sees in Excel or a text editor: header = row 1) and
+`_extra_columns` (JSON of the columns the mapping does not know, so nothing received is lost).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from pathlib import Path
+from typing import Iterator
+
+import pyarrow as pa
+
+from recon_pipeline.settings import Settings
+from recon_pipeline.sources import SourceSpec
+
+TABULAR_SUFFIXES = {".csv", ".txt", ".xlsx", ".xls", ".parquet"}
+BATCH_ROWS = 200_000
+csv.field_size_limit(16 * 1024 * 1024)
+
+
+class FileReadError(Exception):
+    """A whole file cannot be read; the message is for the user (Chinese) and names the file."""
+
+
+@dataclass
+class ReadFile:
+    """A file opened for ingestion: canonical columns found and a stream of text batches."""
+
+    columns: list[str]  # canonical columns present in the file
+    encoding: str | None
+    batches: Iterator[pa.RecordBatch]  # columns + _row_number + _extra_columns
+    format: str = "table"
+
+
+def _clean_header(value: object) -> str:
+    return str(value if value is not None else "").replace("\ufeff", "").replace("\u200b", "").strip()
+
+
+def header_mapping(headers: list[str], spec: SourceSpec, settings: Settings) -> dict[int, str]:
+    """Position of each header -> canonical column, by canonical name or a configured alias."""
+    aliases = {k.strip().casefold(): v for k, v in (settings.column_mappings.get(spec.name) or {}).items()}
+    canonical = set(spec.column_names)
+    mapping: dict[int, str] = {}
+    for position, header in enumerate(headers):
+        key = _clean_header(header).casefold()
+        target = key if key in canonical else aliases.get(key)
+        if target in canonical and target not in mapping.values():
+            mapping[position] = target
+    return mapping
+
+
+def detect_encoding(data: bytes) -> str:
+    """UTF-8 (with or without BOM) or GB18030, which Chinese Excel and bank portals write."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        return "utf-8-sig"
+    try:
+        data.decode("utf-8")
+        return "utf-8"
+    except UnicodeDecodeError:
+        pass
+    try:
+        data.decode("gb18030")
+        return "gb18030"
+    except UnicodeDecodeError:
+        pass
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(data[:200_000]).best()
+    if best is None:
+        raise FileReadError("无法识别文件编码（已尝试 UTF-8、UTF-8 BOM、GB18030）")
+    return best.encoding
+
+
+def _sniff_delimiter(first_line: str) -> str:
+    counts = {d: first_line.count(d) for d in (",", "\t", ";", "|")}
+    best = max(counts, key=counts.get)
+    return best if counts[best] else ","
+
+
+def _cell_text(value: object) -> str:
+    """Spreadsheet cell -> the text a user sees (amounts keep their decimals, no float noise)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else repr(value)
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, date):
+        return value.strftime("%Y-%m-%d")
+    if isinstance(value, time):
+        return value.strftime("%H:%M:%S")
+    return str(value)
+
+
+def _batches_from_rows(
+    rows: Iterator[tuple[int, list[str]]],
+    headers: list[str],
+    mapping: dict[int, str],
+    columns: list[str],
+) -> Iterator[pa.RecordBatch]:
+    """(row number, cells) -> record batches of the canonical columns."""
+    positions = [next(p for p, c in mapping.items() if c == col) for col in columns]
+    extra_positions = [p for p in range(len(headers)) if p not in mapping]
+    extra_names = [_clean_header(headers[p]) or f"column_{p + 1}" for p in extra_positions]
+    width = len(headers)
+
+    def flush(buffer: list[tuple[int, list[str]]]) -> pa.RecordBatch:
+        data = {col: [cells[p] for _, cells in buffer] for col, p in zip(columns, positions)}
+        data["_row_number"] = [n for n, _ in buffer]
+        extras = []
+        for _, cells in buffer:
+            extra = {name: cells[p] for name, p in zip(extra_names, extra_positions) if cells[p] != ""}
+            if len(cells) > width:  # more cells than headers: keep them, flag them in ingest
+                extra["_overflow_cells"] = cells[width:]
+            extras.append(json.dumps(extra, ensure_ascii=False) if extra else None)
+        data["_extra_columns"] = extras
+        schema = pa.schema([(c, pa.string()) for c in columns] + [("_row_number", pa.int32()), ("_extra_columns", pa.string())])
+        return pa.RecordBatch.from_pydict(data, schema=schema)
+
+    buffer: list[tuple[int, list[str]]] = []
+    for number, cells in rows:
+        if not any(c.strip() for c in cells):
+            continue  # a blank line carries nothing
+        if len(cells) < width:  # exports trim trailing empty cells
+            cells = cells + [""] * (width - len(cells))
+        buffer.append((number, cells))
+        if len(buffer) >= BATCH_ROWS:
+            yield flush(buffer)
+            buffer = []
+    if buffer:
+        yield flush(buffer)
+
+
+def _open_table(headers: list[str], rows, spec: SourceSpec, settings: Settings, encoding, fmt) -> ReadFile:
+    mapping = header_mapping(headers, spec, settings)
+    columns = [c for c in spec.column_names if c in mapping.values()]
+    missing = [c for c in spec.required_columns if c not in columns]
+    if missing:
+        shown = ", ".join(_clean_header(h) for h in headers[:20])
+        raise FileReadError(
+            f"缺少必需列 {', '.join(missing)}（表头为: {shown}）；请在 settings 的 column_mappings.{spec.name} 中配置列名映射"
+        )
+    return ReadFile(columns, encoding, _batches_from_rows(rows, headers, mapping, columns), fmt)
+
+
+def read_csv(path: Path, spec: SourceSpec, settings: Settings) -> ReadFile:
+    data = path.read_bytes()
+    if not data.strip():
+        raise FileReadError("文件为空")
+    if b"\x00" in data[:4096]:
+        raise FileReadError("不是文本文件（含二进制内容）")
+    encoding = detect_encoding(data)
+    text = data.decode(encoding)
+    del data
+    stream = io.StringIO(text, newline="")
+    first_line = text.split("\n", 1)[0]
+    reader = csv.reader(stream, delimiter=_sniff_delimiter(first_line))
+    try:
+        headers = next(reader)
+    except StopIteration:
+        raise FileReadError("文件为空") from None
+    except csv.Error as exc:
+        raise FileReadError(f"CSV 格式错误: {exc}") from None
+
+    def rows():
+        previous_line = reader.line_num
+        try:
+            for cells in reader:
+                # csv counts physical lines; a row starts on the line after the previous row.
+                yield previous_line + 1, cells
+                previous_line = reader.line_num
+        except csv.Error as exc:
+            raise FileReadError(f"CSV 格式错误（第 {reader.line_num} 行附近）: {exc}") from None
+
+    return _open_table(headers, rows(), spec, settings, encoding, "csv")
+
+
+def read_spreadsheet(path: Path, spec: SourceSpec, settings: Settings) -> ReadFile:
+    from python_calamine import CalamineWorkbook
+
+    try:
+        sheet = CalamineWorkbook.from_path(str(path)).get_sheet_by_index(0)
+        grid = sheet.to_python(skip_empty_area=False)
+    except Exception as exc:  # calamine raises its own error types for broken workbooks
+        raise FileReadError(f"无法读取 Excel 文件: {exc}") from None
+    header_index = next((i for i, row in enumerate(grid) if any(_cell_text(v).strip() for v in row)), None)
+    if header_index is None:
+        raise FileReadError("Excel 工作表为空")
+    headers = [_cell_text(v) for v in grid[header_index]]
+    rows = ((i + 1, [_cell_text(v) for v in grid[i]]) for i in range(header_index + 1, len(grid)))
+    return _open_table(headers, rows, spec, settings, None, path.suffix.lower().lstrip("."))
+
+
+def read_parquet(path: Path, spec: SourceSpec, settings: Settings) -> ReadFile:
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except Exception as exc:
+        raise FileReadError(f"无法读取 Parquet 文件: {exc}") from None
+    headers = table.column_names
+    text_columns = []
+    for name in headers:
+        column = table.column(name)
+        if pa.types.is_timestamp(column.type):
+            column = pc.strftime(column, format="%Y-%m-%d %H:%M:%S")
+        text_columns.append(pc.fill_null(column.cast(pa.string()), ""))
+
+    def rows():
+        for offset in range(0, table.num_rows, BATCH_ROWS):
+            chunk = [c.slice(offset, BATCH_ROWS).to_pylist() for c in text_columns]
+            for i, cells in enumerate(zip(*chunk)):
+                yield offset + i + 1, list(cells)
+
+    return _open_table(headers, rows(), spec, settings, None, "parquet")
+
+
+def _read_statement(path: Path, spec: SourceSpec, settings: Settings) -> ReadFile | None:
+    """Bank statement formats (CAMT.053, MT940, Chinese bank exports), detected by content."""
+    try:
+        from recon_pipeline import statements
+    except ImportError:
+        return None
+    fmt = statements.detect_format(path)
+    if fmt is None:
+        return None
+    try:
+        frame = statements.read_statement(path, fmt)
+    except statements.StatementError as exc:
+        raise FileReadError(str(exc)) from None
+    headers = [c for c in frame.columns if c != "_row_number"]
+    numbers = frame["_row_number"].tolist()
+    cells = frame[headers].fillna("").astype(str).values.tolist()
+    return _open_table(headers, zip(numbers, cells), spec, settings, None, fmt)
+
+
+def read_landing_file(path: Path, spec: SourceSpec, settings: Settings) -> ReadFile:
+    """Open any supported landing file of `spec`'s source; raises FileReadError if it cannot."""
+    suffix = path.suffix.lower()
+    try:
+        if spec.name == "bank_transactions":
+            statement = _read_statement(path, spec, settings)
+            if statement is not None:
+                return statement
+        if suffix in (".csv", ".txt"):
+            return read_csv(path, spec, settings)
+        if suffix in (".xlsx", ".xls"):
+            return read_spreadsheet(path, spec, settings)
+        if suffix == ".parquet":
+            return read_parquet(path, spec, settings)
+    except FileReadError as exc:
+        raise FileReadError(f"{path.name}: {exc}") from None
+    raise FileReadError(f"{path.name}: 不支持的文件类型 {suffix or '(无扩展名)'}（支持 .csv .xlsx .xls .parquet）")

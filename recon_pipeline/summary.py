@@ -1,0 +1,59 @@
+"""What `recon run` prints when it finishes: counts a person can check at a glance."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from recon_pipeline.as_of import as_of_text
+from recon_pipeline.pipeline import RunResult
+from recon_pipeline.warehouse import connect
+
+
+def _mart_figures(warehouse) -> dict[str, object]:
+    with connect(warehouse, read_only=True) as conn:
+        orders = conn.execute(
+            """SELECT count(*), count(*) FILTER (WHERE is_closed), count(*) FILTER (WHERE status = 'open'),
+                      coalesce(sum(contract_amount) FILTER (WHERE status IN ('open', 'closed')), 0),
+                      coalesce(sum(received_amount), 0), coalesce(sum(outstanding_amount) FILTER (WHERE status = 'open'), 0)
+               FROM mart.fct_order_reconciliation"""
+        ).fetchone()
+        diffs = dict(conn.execute("SELECT diff_type, count(*) FROM mart.diff_list GROUP BY 1").fetchall())
+    return {"orders": orders, "diffs": diffs}
+
+
+def print_run_summary(result: RunResult, console: Console) -> None:
+    ingest = result.ingest
+    console.print(f"[bold green]对账完成[/] as-of {as_of_text(result.as_of)}", highlight=False)
+    if ingest is not None:
+        console.print(
+            f"入库 {ingest.rows_loaded} 行（新增/变更批次 {len(ingest.loaded)}，未变 {ingest.unchanged}），"
+            f"隔离 {ingest.rows_quarantined} 行（见 raw.quarantine）",
+            highlight=False,
+        )
+        for warning in ingest.warnings:
+            console.print(f"[yellow]注意:[/] {warning}", highlight=False)
+    figures = _mart_figures(result.warehouse)
+    total, closed, open_, signed, received, outstanding = figures["orders"]
+    table = Table(title="对账结果", show_header=True)
+    table.add_column("指标")
+    table.add_column("值", justify="right")
+    table.add_row("订单数 / 已三联闭环 / 未闭环", f"{total} / {closed} / {open_}")
+    table.add_row("已签约合同金额", f"¥{signed:,.2f}")
+    table.add_row("已到账金额", f"¥{received:,.2f}")
+    table.add_row("未闭环订单待收金额", f"¥{outstanding:,.2f}")
+    links = result.link_counts
+    table.add_row(
+        "银行流水匹配 自动/建议/确认/未匹配",
+        f"{links.get('auto_linked', 0)} / {links.get('suggested', 0)} / {links.get('confirmed', 0)} / {links.get('unmatched', 0)}",
+    )
+    for diff_type, label in [
+        ("contract_without_receipt", "差额清单: 已签约未回款"),
+        ("receipt_without_contract", "差额清单: 回款无合同"),
+        ("archive_without_order", "差额清单: 归档无订单"),
+    ]:
+        table.add_row(label, str(figures["diffs"].get(diff_type, 0)))
+    console.print(table)
+    stages = "，".join(f"{k} {v:.1f}s" for k, v in result.stage_seconds.items())
+    console.print(f"耗时: {stages}", highlight=False)
+    console.print(f"数据仓库: {result.warehouse.resolve()}（schema mart）", highlight=False)
