@@ -13,7 +13,6 @@ from pathlib import Path
 import dagster as dg
 
 from recon_pipeline.ingest import list_drops, drop_files
-from recon_pipeline.orchestration.ingest_assets import daily_partitions
 from recon_pipeline.orchestration.resources import AS_OF_TAG, ReconResource
 from recon_pipeline.settings import load_settings
 
@@ -24,7 +23,7 @@ ingest_selection = dg.AssetSelection.groups("ingest")
 models_selection = dg.AssetSelection.all() - ingest_selection
 
 ingest_job = dg.define_asset_job(
-    "ingest_drops", selection=ingest_selection, partitions_def=daily_partitions,
+    "ingest_drops", selection=ingest_selection,
     description="Load one day's landing drops into raw history.",
 )
 refresh_job = dg.define_asset_job(
