@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 from typing import Optional
 
@@ -48,12 +47,11 @@ def run(
     try:
         settings = load_settings(settings_file)
         moment = parse_as_of(as_of, settings.timezone)
-        started = {}
 
         def progress(stage: str) -> None:
-            now = time.perf_counter()
-            started[stage] = now
-            err.print(f"[dim]→ {STAGE_LABELS.get(stage, stage)}…[/]", highlight=False)
+            # Only for people at a terminal: cron and CI read a single error line on stderr.
+            if err.is_terminal:
+                err.print(f"[dim]→ {STAGE_LABELS.get(stage, stage)}…[/]", highlight=False)
 
         result = run_pipeline(landing, warehouse, moment, settings, progress)
     except (PipelineError, AsOfError, FileNotFoundError) as exc:
