@@ -15,7 +15,7 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtC
 
 from recon_pipeline.orchestration.resources import ReconResource, run_as_of
 from recon_pipeline.settings import DBT_PROJECT_DIR
-from recon_pipeline.transform import dbt_vars
+from recon_pipeline.transform import dbt_executable, dbt_vars
 
 
 class ReconDbtTranslator(DagsterDbtTranslator):
@@ -34,6 +34,11 @@ class ReconDbtTranslator(DagsterDbtTranslator):
 
 @cache
 def dbt_project() -> DbtProject:
+    # prepare_if_dev() calls `dbt` from PATH; make it the one installed beside this Python,
+    # so `dagster dev` works without an activated virtualenv.
+    bin_dir = os.path.dirname(dbt_executable())
+    if bin_dir and bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
     project = DbtProject(project_dir=DBT_PROJECT_DIR)
     project.prepare_if_dev()  # builds target/manifest.json under `dagster dev` only
     return project
