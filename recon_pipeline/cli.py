@@ -22,6 +22,7 @@ STAGE_LABELS = {
     "matching": "付款方匹配与分配",
     "dbt_marts": "dbt 构建对账报表",
     "alerts": "预警与健康指标",
+    "notify": "发送通知",
     "publish": "发布只读报表库",
 }
 
@@ -38,6 +39,8 @@ def run(
     warehouse: Path = typer.Option(..., "--warehouse", envvar="RECON_WAREHOUSE", help="DuckDB 数据仓库文件"),
     as_of: str = typer.Option(..., "--as-of", help="评估时点, 如 2025-05-06T09:00:00 (默认时区 Asia/Shanghai)"),
     settings_file: Optional[Path] = typer.Option(None, "--settings", envvar="RECON_SETTINGS", help="设置文件 (YAML)"),
+    send: bool = typer.Option(False, "--notify", help="发送新预警（邮件 / 群机器人），每条只发一次"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="只打印将要发送的通知，不发送"),
     debug: bool = typer.Option(False, "--debug", help="出错时打印完整堆栈"),
 ) -> None:
     """Ingest every drop dated on or before the as-of, rebuild the models, evaluate the rules."""
@@ -53,7 +56,10 @@ def run(
             if err.is_terminal:
                 err.print(f"[dim]→ {STAGE_LABELS.get(stage, stage)}…[/]", highlight=False)
 
-        result = run_pipeline(landing, warehouse, moment, settings, progress)
+        result = run_pipeline(
+            landing, warehouse, moment, settings, progress,
+            send_notifications=send, dry_run=dry_run, echo=lambda line: out.print(line, highlight=False),
+        )
     except (PipelineError, AsOfError, FileNotFoundError) as exc:
         fail(str(exc))
     except Exception as exc:  # noqa: BLE001 - a cron user needs one line, not a traceback

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 from dagster_dbt import DbtCliResource
 
+from recon_pipeline.orchestration.alert_assets import health_metrics, open_alerts
 from recon_pipeline.orchestration.automation import jobs, schedules, sensors
 from recon_pipeline.orchestration.dbt_assets import dbt_marts, dbt_project, dbt_staging
 from recon_pipeline.orchestration.ingest_assets import ingest_assets
@@ -13,7 +14,7 @@ from recon_pipeline.orchestration.resources import ReconResource
 from recon_pipeline.transform import dbt_executable
 
 defs = dg.Definitions(
-    assets=[*ingest_assets, dbt_staging, receipt_links, dbt_marts],
+    assets=[*ingest_assets, dbt_staging, receipt_links, dbt_marts, health_metrics, open_alerts],
     resources={
         "recon": ReconResource(),
         "dbt": DbtCliResource(project_dir=dbt_project(), dbt_executable=dbt_executable()),

@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
+from recon_pipeline import alerts, health, notify
 from recon_pipeline.as_of import as_of_date
 from recon_pipeline.ingest import IngestReport, sync_landing
 from recon_pipeline.receipt_links import refresh_receipt_links
@@ -31,6 +32,9 @@ class RunResult:
     warehouse: Path
     ingest: IngestReport | None = None
     link_counts: dict[str, int] = field(default_factory=dict)
+    alert_counts: dict[str, int] = field(default_factory=dict)
+    health: list[dict] = field(default_factory=list)
+    dispatch: notify.DispatchSummary | None = None
     stage_seconds: dict[str, float] = field(default_factory=dict)
     extras: dict[str, object] = field(default_factory=dict)
 
@@ -60,6 +64,9 @@ def run_pipeline(
     as_of: datetime,
     settings: Settings,
     progress: Progress = lambda stage: None,
+    send_notifications: bool = False,
+    dry_run: bool = False,
+    echo: Callable[[str], None] = print,
 ) -> RunResult:
     landing_dir, warehouse = Path(landing_dir), Path(warehouse)
     if not landing_dir.is_dir():
@@ -82,5 +89,20 @@ def run_pipeline(
 
     with _stage(result, "dbt_marts", progress):
         _dbt(["build", "--selector", "after_matching"], warehouse, settings, as_of)
+
+    with _stage(result, "alerts", progress), connect(warehouse) as conn:
+        metrics = health.refresh_health(conn, as_of, settings)
+        alerts.refresh_alerts(conn, as_of, settings)
+        result.alert_counts = alerts.open_alert_counts(conn)
+        result.health = metrics[["metric", "value", "threshold", "status"]].to_dict("records")
+
+    if send_notifications or dry_run:
+        with _stage(result, "notify", progress), connect(warehouse) as conn:
+            try:
+                result.dispatch = notify.dispatch_alerts(conn, as_of, settings, dry_run=dry_run, echo=echo)
+            except notify.NotificationError as exc:
+                raise PipelineError(str(exc)) from None
+        if not result.dispatch.ok:
+            raise PipelineError(f"部分通知未发送，下次运行将补发: {result.dispatch.to_text()}")
 
     return result

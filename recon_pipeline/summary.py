@@ -10,6 +10,22 @@ from recon_pipeline.pipeline import RunResult
 from recon_pipeline.warehouse import connect
 
 
+ALERT_LABELS = {
+    "amount_mismatch": "一级 金额不符",
+    "receipt_not_written_off": "二级 到账未核销",
+    "salesperson_discrepancy": "三级 销售差异率",
+    "cutoff_unarchived": "封关前未归档",
+    "approval_stalled": "审批停滞",
+    "match_rate_low": "匹配率偏低",
+}
+
+
+def _number(value) -> str:
+    if value is None or value != value:  # None or NaN
+        return "-"
+    return f"{value:,.4g}" if isinstance(value, float) else str(value)
+
+
 def _mart_figures(warehouse) -> dict[str, object]:
     with connect(warehouse, read_only=True) as conn:
         orders = conn.execute(
@@ -54,6 +70,26 @@ def print_run_summary(result: RunResult, console: Console) -> None:
     ]:
         table.add_row(label, str(figures["diffs"].get(diff_type, 0)))
     console.print(table)
+    if result.alert_counts:
+        alerts = Table(title="未关闭预警（mart.alerts）", show_header=True)
+        alerts.add_column("类型")
+        alerts.add_column("数量", justify="right")
+        for alert_type, count in result.alert_counts.items():
+            alerts.add_row(f"{ALERT_LABELS.get(alert_type, alert_type)} ({alert_type})", str(count))
+        console.print(alerts)
+    if result.health:
+        board = Table(title="健康看板（mart.health_metrics）", show_header=True)
+        board.add_column("指标")
+        board.add_column("值", justify="right")
+        board.add_column("阈值", justify="right")
+        board.add_column("状态")
+        for row in result.health:
+            colour = "green" if row["status"] == "green" else "red"
+            board.add_row(row["metric"], _number(row["value"]), _number(row["threshold"]),
+                          f"[{colour}]{'正常' if row['status'] == 'green' else '异常'}[/]")
+        console.print(board)
+    if result.dispatch is not None:
+        console.print(result.dispatch.to_text(), highlight=False)
     stages = "，".join(f"{k} {v:.1f}s" for k, v in result.stage_seconds.items())
     console.print(f"耗时: {stages}", highlight=False)
     console.print(f"数据仓库: {result.warehouse.resolve()}（schema mart）", highlight=False)

@@ -109,3 +109,18 @@ def refresh_after_ingest_sensor(context: dg.SensorEvaluationContext):
 schedules = [nightly_ingest_schedule, nightly_refresh_schedule, diff_list_schedule, health_refresh_schedule]
 sensors = [landing_drop_sensor, refresh_after_ingest_sensor]
 jobs = [ingest_job, refresh_job]
+
+
+@dg.run_failure_sensor(description="运行失败时通过已配置的邮件 / 群机器人通知数据工程师",
+                       default_status=dg.DefaultSensorStatus.RUNNING)
+def run_failure_notification(context: dg.RunFailureSensorContext, recon: ReconResource):
+    from recon_pipeline import notify
+
+    error = context.failure_event.message or "未知错误"
+    subject = f"[对账流水线] 运行失败: {context.dagster_run.job_name}"
+    body = f"任务 {context.dagster_run.job_name} 运行失败（run {context.dagster_run.run_id[:8]}）。\n{error}"
+    delivered = notify.send_operator_message(recon.settings(), subject, body)
+    context.log.info(f"运行失败通知已发送到 {delivered} 个渠道")
+
+
+sensors.append(run_failure_notification)
