@@ -83,6 +83,49 @@ def demo(
     out.print(f"建议评估时点 (as-of): {summary.as_of}", highlight=False)
 
 
+@app.command()
+def inspect(
+    file: Path = typer.Argument(..., help="要检查的文件"),
+    source: Optional[str] = typer.Option(None, "--source", help="数据源（默认按所在目录或表头判断）"),
+    settings_file: Optional[Path] = typer.Option(None, "--settings", envvar="RECON_SETTINGS"),
+    rows: int = typer.Option(10, "--rows", help="显示前几行"),
+) -> None:
+    """Show how a file would be read: format, encoding, mapped columns, first rows, quarantine."""
+    from rich.table import Table
+
+    from recon_pipeline.inspection import inspect_file
+    from recon_pipeline.readers import FileReadError
+
+    try:
+        result = inspect_file(file, load_settings(settings_file), source, rows)
+    except (FileReadError, FileNotFoundError) as exc:
+        fail(str(exc))
+    out.print(f"文件: {file}", highlight=False)
+    out.print(f"数据源: {result.source}  格式: {result.format}  编码: {result.encoding or '-'}  数据行: {result.rows}", highlight=False)
+    mapping = Table(title="列映射", show_header=True)
+    mapping.add_column("文件表头")
+    mapping.add_column("标准列名")
+    for header, column in result.mapped.items():
+        mapping.add_row(header, column)
+    for header in result.unmapped:
+        mapping.add_row(header, "[dim](未映射，保存在 _extra_columns)[/]")
+    out.print(mapping)
+    if result.missing_optional:
+        out.print(f"文件中没有的可选列（将为空）: {', '.join(result.missing_optional)}", highlight=False)
+    sample = Table(title=f"前 {len(result.sample)} 行（转换后）", show_header=True)
+    for column in result.sample.columns:
+        sample.add_column(str(column))
+    for record in result.sample.itertuples(index=False):
+        sample.add_row(*["" if v is None or v != v else str(v) for v in record])
+    out.print(sample)
+    if len(result.quarantined):
+        out.print(f"[yellow]将被隔离 {len(result.quarantined)} 行:[/]", highlight=False)
+        for record in result.quarantined.head(50).itertuples(index=False):
+            out.print(f"  第 {record._0} 行: {record.reason}", highlight=False)
+    else:
+        out.print("没有会被隔离的行。", highlight=False)
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 

@@ -193,6 +193,33 @@ def typing_sql(spec: SourceSpec, present: list[str], settings: Settings, staging
 # ---------------------------------------------------------------------------- loading
 
 
+def typed_view_name(spec: SourceSpec) -> str:
+    return f"_typed_{spec.name}"
+
+
+def stage_file(conn, opened, spec: SourceSpec, settings: Settings, drop_date: date, name: str) -> None:
+    """Put one opened file's text cells in a temp table and the typed, validated view over it."""
+    text_table = f"_landing_{spec.name}"
+    text_columns = "".join(f'"{c}" VARCHAR, ' for c in opened.columns)
+    conn.execute(
+        f"CREATE OR REPLACE TEMP TABLE {text_table} ({text_columns}"
+        "_row_number INTEGER, _extra_columns VARCHAR, _drop_date DATE, _source_file VARCHAR)"
+    )
+    for batch in opened.batches:
+        conn.register("_batch", batch)
+        conn.execute(f"INSERT INTO {text_table} SELECT *, ?::DATE, ? FROM _batch", [drop_date, name])
+        conn.unregister("_batch")
+    conn.execute(
+        f"CREATE OR REPLACE TEMP VIEW {typed_view_name(spec)} AS "
+        f"{typing_sql(spec, opened.columns, settings, text_table)}"
+    )
+
+
+def drop_staged_file(conn, spec: SourceSpec) -> None:
+    conn.execute(f"DROP VIEW IF EXISTS {typed_view_name(spec)}")
+    conn.execute(f"DROP TABLE IF EXISTS _landing_{spec.name}")
+
+
 def load_drop(
     conn: duckdb.DuckDBPyConnection,
     landing_dir: Path,
@@ -208,8 +235,6 @@ def load_drop(
     fingerprint = fingerprint or drop_fingerprint(files, spec, settings)
     ensure_schema(conn)
     names = [p.relative_to(landing_dir).as_posix() for p in files]
-    text_table = f"_landing_{source}"
-    typed_view = f"_typed_{source}"
     conn.execute("BEGIN TRANSACTION")
     try:
         conn.execute(f"DELETE FROM raw.{source} WHERE _drop_date = ?", [drop_date])
@@ -219,32 +244,20 @@ def load_drop(
         for path, name in zip(files, names):
             try:
                 opened = read_landing_file(path, spec, settings)
-                text_columns = ", ".join(f'"{c}" VARCHAR' for c in opened.columns)
-                conn.execute(
-                    f"CREATE OR REPLACE TEMP TABLE {text_table} ({text_columns}{', ' if text_columns else ''}"
-                    "_row_number INTEGER, _extra_columns VARCHAR, _drop_date DATE, _source_file VARCHAR)"
-                )
-                for batch in opened.batches:
-                    conn.register("_batch", batch)
-                    conn.execute(
-                        f"INSERT INTO {text_table} SELECT *, ?::DATE, ? FROM _batch", [drop_date, name]
-                    )
-                    conn.unregister("_batch")
+                stage_file(conn, opened, spec, settings, drop_date, name)
             except FileReadError as exc:
                 raise DropError(f"{source}/{drop_date}: {exc}") from None
-            conn.execute(f"CREATE OR REPLACE TEMP VIEW {typed_view} AS {typing_sql(spec, opened.columns, settings, text_table)}")
             columns = ", ".join(f'"{c}"' for c in spec.column_names)
             loaded += conn.execute(
                 f"INSERT INTO raw.{source} SELECT {columns}, _drop_date, _source_file, _row_number, _extra_columns "
-                f"FROM {typed_view} WHERE _errors = '' ORDER BY _row_number"
+                f"FROM {typed_view_name(spec)} WHERE _errors = '' ORDER BY _row_number"
             ).fetchone()[0]
             quarantined += conn.execute(
                 f"INSERT INTO raw.quarantine SELECT ?, _drop_date, _source_file, _row_number, _errors, "
-                f"CAST(_raw_record AS VARCHAR) FROM {typed_view} WHERE _errors <> '' ORDER BY _row_number",
+                f"CAST(_raw_record AS VARCHAR) FROM {typed_view_name(spec)} WHERE _errors <> '' ORDER BY _row_number",
                 [source],
             ).fetchone()[0]
-            conn.execute(f"DROP VIEW {typed_view}")
-            conn.execute(f"DROP TABLE {text_table}")
+            drop_staged_file(conn, spec)
         conn.execute(
             "INSERT INTO raw.ingest_log VALUES (?, ?, ?, ?, ?, ?)",
             [source, drop_date, json.dumps(names, ensure_ascii=False), fingerprint, loaded, quarantined],

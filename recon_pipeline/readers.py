@@ -38,6 +38,8 @@ class ReadFile:
     encoding: str | None
     batches: Iterator[pa.RecordBatch]  # columns + _row_number + _extra_columns
     format: str = "table"
+    headers: list[str] | None = None  # the file's own headers, as written
+    mapping: dict[int, str] | None = None  # header position -> canonical column
 
 
 def _clean_header(value: object) -> str:
@@ -150,7 +152,8 @@ def _open_table(headers: list[str], rows, spec: SourceSpec, settings: Settings, 
         raise FileReadError(
             f"缺少必需列 {', '.join(missing)}（表头为: {shown}）；请在 settings 的 column_mappings.{spec.name} 中配置列名映射"
         )
-    return ReadFile(columns, encoding, _batches_from_rows(rows, headers, mapping, columns), fmt)
+    return ReadFile(columns, encoding, _batches_from_rows(rows, headers, mapping, columns), fmt,
+                    [_clean_header(h) for h in headers], mapping)
 
 
 def read_csv(path: Path, spec: SourceSpec, settings: Settings) -> ReadFile:
