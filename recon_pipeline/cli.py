@@ -27,6 +27,12 @@ STAGE_LABELS = {
 }
 
 
+def _register_subcommands() -> None:
+    from recon_pipeline.statements.cli import statements_app
+
+    app.add_typer(statements_app, name="statements", help="银行对账单格式转换")
+
+
 def fail(message: str, code: int = 1) -> None:
     """One line on stderr, non-zero exit: what cron users and CI read."""
     err.print(f"[bold red]错误:[/] {message}", highlight=False, soft_wrap=True)
@@ -124,6 +130,9 @@ def inspect(
             out.print(f"  第 {record._0} 行: {record.reason}", highlight=False)
     else:
         out.print("没有会被隔离的行。", highlight=False)
+
+
+_register_subcommands()
 
 
 def main() -> None:  # pragma: no cover - console entry point

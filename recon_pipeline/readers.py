@@ -9,6 +9,7 @@ with `_row_number` (the row a user sees in Excel or a text editor: header = row 
 from __future__ import annotations
 
 import csv
+import fnmatch
 import io
 import json
 from dataclasses import dataclass
@@ -229,6 +230,15 @@ def read_parquet(path: Path, spec: SourceSpec, settings: Settings) -> ReadFile:
     return _open_table(headers, rows(), spec, settings, None, "parquet")
 
 
+def statement_account(path: Path, settings: Settings) -> str | None:
+    """Account number for exports that print none, from settings `statement_accounts`
+    (file-name pattern -> account number, first match wins)."""
+    for pattern, account in (settings.raw.get("statement_accounts") or {}).items():
+        if fnmatch.fnmatch(path.name, pattern):
+            return str(account)
+    return None
+
+
 def _read_statement(path: Path, spec: SourceSpec, settings: Settings) -> ReadFile | None:
     """Bank statement formats (CAMT.053, MT940, Chinese bank exports), detected by content."""
     try:
@@ -239,7 +249,7 @@ def _read_statement(path: Path, spec: SourceSpec, settings: Settings) -> ReadFil
     if fmt is None:
         return None
     try:
-        frame = statements.read_statement(path, fmt)
+        frame = statements.read_statement(path, fmt, account_no=statement_account(path, settings))
     except statements.StatementError as exc:
         raise FileReadError(str(exc)) from None
     headers = [c for c in frame.columns if c != "_row_number"]

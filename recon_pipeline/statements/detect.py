@@ -1,0 +1,28 @@
+"""Which statement format a file holds, from its content (never its extension)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .camt053 import looks_like_camt053
+from .cn_exports import find_header
+from .mt940 import looks_like_mt940
+from .tables import load_rows
+
+SNIFF_BYTES = 4096
+
+
+def detect_from_bytes(path: Path, data: bytes) -> tuple[str | None, object]:
+    """(format name, what was parsed while detecting) so the reader need not parse twice."""
+    head = data[:SNIFF_BYTES]
+    if looks_like_camt053(head):
+        return "camt053", None
+    if looks_like_mt940(head):
+        return "mt940", None
+    rows = load_rows(path, data)
+    if rows is None:
+        return None, None
+    found = find_header(rows)
+    if found is None:
+        return None, rows
+    return found[0].name, (rows, found)

@@ -1,0 +1,94 @@
+"""Load a bank export as a grid of text cells: CSV (UTF-8 or GB18030), legacy .xls or .xlsx.
+
+Sniffs the content, not the extension: a portal download named `.csv` may be a real
+spreadsheet and an `.xls` may be HTML or text.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date, datetime, time
+from decimal import Decimal
+from pathlib import Path
+
+from .errors import StatementError
+
+OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # legacy .xls (BIFF in an OLE2 container)
+ZIP_MAGIC = b"PK\x03\x04"  # .xlsx
+
+
+def is_spreadsheet(head: bytes) -> bool:
+    return head.startswith(OLE2_MAGIC) or head.startswith(ZIP_MAGIC)
+
+
+def decode_text(data: bytes) -> str | None:
+    """UTF-8 (with or without BOM) first, then GB18030 (a superset of GBK, what Chinese
+    Excel and bank portals write). None when neither fits or the bytes look binary."""
+    if b"\x00" in data[:4096]:
+        return None
+    for encoding in ("utf-8-sig", "gb18030"):
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    return None
+
+
+def _cell_text(value: object) -> str:
+    """A spreadsheet cell as text. Numbers: integral floats (dates typed as 20250101) lose the
+    `.0`; others use the shortest round-trip text, never float arithmetic."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float):
+        if value != value:
+            return ""
+        if value.is_integer() and abs(value) < 1e15:
+            return str(int(value))
+        return format(Decimal(repr(value)), "f")
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, date):
+        return value.strftime("%Y-%m-%d")
+    if isinstance(value, time):
+        return value.strftime("%H:%M:%S")
+    return str(value)
+
+
+def read_spreadsheet_rows(path: Path) -> list[list[str]]:
+    """All sheets' rows, first sheet first (exports put the statement on the first sheet)."""
+    from python_calamine import CalamineWorkbook
+
+    try:
+        workbook = CalamineWorkbook.from_path(str(path))
+        rows: list[list[str]] = []
+        for index in range(len(workbook.sheet_names)):
+            sheet = workbook.get_sheet_by_index(index).to_python()
+            rows.extend([_cell_text(cell) for cell in row] for row in sheet)
+            if rows:
+                break
+        return rows
+    except Exception as exc:  # calamine raises its own error types for damaged files
+        raise StatementError(f"无法读取表格文件 {path.name}：文件已损坏或不是 Excel 格式（{exc}）") from exc
+
+
+def read_csv_rows(text: str) -> list[list[str]]:
+    """CSV rows; a ragged preamble (title lines with no commas) is fine for the csv module."""
+    sample = text[:4096]
+    delimiter = "\t" if sample.count("\t") > sample.count(",") * 2 and "," not in sample else ","
+    return list(csv.reader(io.StringIO(text), delimiter=delimiter))
+
+
+def load_rows(path: Path, data: bytes) -> list[list[str]] | None:
+    """The grid of a tabular export, or None when the bytes are neither a spreadsheet nor text."""
+    if is_spreadsheet(data[:8]):
+        return read_spreadsheet_rows(path)
+    text = decode_text(data)
+    if text is None:
+        return None
+    try:
+        return read_csv_rows(text)
+    except csv.Error:
+        return None
