@@ -102,6 +102,8 @@ def drop_fingerprint(files: list[Path], spec: SourceSpec, settings: Settings) ->
     shaping = {
         "mapping": settings.column_mappings.get(spec.name),
         "values": settings.value_mappings,
+        "profiles": (settings.raw.get("file_formats") or {}).get(spec.name),
+        "accounts": settings.raw.get("statement_accounts"),
         "timezone": settings.timezone,
         "version": 1,
     }
@@ -121,7 +123,7 @@ def _quote(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _typed_expression(column: Column, settings: Settings) -> tuple[str, str]:
+def _typed_expression(column: Column, settings: Settings, date_formats: tuple[str, ...] = ()) -> tuple[str, str]:
     """(SQL value expression, SQL expression giving an error text or NULL) for one column."""
     raw = f'NULLIF(trim("{column.name}"), \'\')'
     label = column.name
@@ -140,7 +142,7 @@ def _typed_expression(column: Column, settings: Settings) -> tuple[str, str]:
         return value, error
     if column.type in ("timestamp", "date"):
         offset = f"regexp_matches({raw}, '(Z|[+-][0-9]{{2}}:?[0-9]{{2}})$')"
-        formats = "[" + ", ".join(_quote(f) for f in TIMESTAMP_FORMATS) + "]"
+        formats = "[" + ", ".join(_quote(f) for f in [*date_formats, *TIMESTAMP_FORMATS]) + "]"
         value = (
             f"CASE WHEN {offset} THEN timezone({_quote(settings.timezone)}, TRY_CAST({raw} AS TIMESTAMPTZ)) "
             f"ELSE try_strptime({raw}, {formats}) END"
@@ -164,7 +166,9 @@ def _typed_expression(column: Column, settings: Settings) -> tuple[str, str]:
     return raw, "NULL"
 
 
-def typing_sql(spec: SourceSpec, present: list[str], settings: Settings, staging_table: str) -> str:
+def typing_sql(
+    spec: SourceSpec, present: list[str], settings: Settings, staging_table: str, date_formats: tuple[str, ...] = ()
+) -> str:
     """SELECT over the text staging table: typed columns, meta columns and `_errors`."""
     selects, errors = [], []
     for column in spec.columns:
@@ -173,7 +177,7 @@ def typing_sql(spec: SourceSpec, present: list[str], settings: Settings, staging
             if column.required:
                 errors.append(f"'缺少必填字段 {column.name}'")
             continue
-        value, error = _typed_expression(column, settings)
+        value, error = _typed_expression(column, settings, date_formats)
         selects.append(f'{value} AS "{column.name}"')
         if error != "NULL":
             errors.append(error)
@@ -211,7 +215,7 @@ def stage_file(conn, opened, spec: SourceSpec, settings: Settings, drop_date: da
         conn.unregister("_batch")
     conn.execute(
         f"CREATE OR REPLACE TEMP VIEW {typed_view_name(spec)} AS "
-        f"{typing_sql(spec, opened.columns, settings, text_table)}"
+        f"{typing_sql(spec, opened.columns, settings, text_table, opened.date_formats)}"
     )
 
 

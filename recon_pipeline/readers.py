@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import fnmatch
 import io
+import itertools
 import json
 from dataclasses import dataclass
 from datetime import date, datetime, time
@@ -19,6 +20,7 @@ from typing import Iterator
 
 import pyarrow as pa
 
+from recon_pipeline.file_profiles import HEADER_SEARCH_ROWS, FileProfile, ProfileError, apply_profile, choose_profile, load_profiles
 from recon_pipeline.settings import Settings
 from recon_pipeline.sources import SourceSpec
 
@@ -41,23 +43,39 @@ class ReadFile:
     format: str = "table"
     headers: list[str] | None = None  # the file's own headers, as written
     mapping: dict[int, str] | None = None  # header position -> canonical column
+    date_formats: tuple[str, ...] = ()  # a file profile's formats, tried before the built-in ones
 
 
 def _clean_header(value: object) -> str:
     return str(value if value is not None else "").replace("\ufeff", "").replace("\u200b", "").strip()
 
 
-def header_mapping(headers: list[str], spec: SourceSpec, settings: Settings) -> dict[int, str]:
-    """Position of each header -> canonical column, by canonical name or a configured alias."""
+def header_mapping(
+    headers: list[str],
+    spec: SourceSpec,
+    settings: Settings,
+    profile: FileProfile | None = None,
+    computed_from: int | None = None,
+) -> dict[int, str]:
+    """Position of each header -> canonical column, by canonical name or a configured alias.
+
+    A profile's own aliases come before the source's; columns a profile computed (from
+    position `computed_from` on) win over the file's columns of the same name.
+    """
     aliases = {k.strip().casefold(): v for k, v in (settings.column_mappings.get(spec.name) or {}).items()}
+    if profile is not None:
+        aliases.update({k.strip().casefold(): v for k, v in profile.columns.items()})
     canonical = set(spec.column_names)
+    positions = list(range(len(headers)))
+    if computed_from is not None:
+        positions = positions[computed_from:] + positions[:computed_from]
     mapping: dict[int, str] = {}
-    for position, header in enumerate(headers):
-        key = _clean_header(header).casefold()
+    for position in positions:
+        key = _clean_header(headers[position]).casefold()
         target = key if key in canonical else aliases.get(key)
         if target in canonical and target not in mapping.values():
             mapping[position] = target
-    return mapping
+    return dict(sorted(mapping.items()))
 
 
 def detect_encoding(data: bytes) -> str:
@@ -80,12 +98,6 @@ def detect_encoding(data: bytes) -> str:
     if best is None:
         raise FileReadError("无法识别文件编码（已尝试 UTF-8、UTF-8 BOM、GB18030）")
     return best.encoding
-
-
-def _sniff_delimiter(first_line: str) -> str:
-    counts = {d: first_line.count(d) for d in (",", "\t", ";", "|")}
-    best = max(counts, key=counts.get)
-    return best if counts[best] else ","
 
 
 def _cell_text(value: object) -> str:
@@ -144,8 +156,18 @@ def _batches_from_rows(
         yield flush(buffer)
 
 
-def _open_table(headers: list[str], rows, spec: SourceSpec, settings: Settings, encoding, fmt) -> ReadFile:
-    mapping = header_mapping(headers, spec, settings)
+def _open_table(
+    headers: list[str], rows, spec: SourceSpec, settings: Settings, encoding, fmt, profile: FileProfile | None = None
+) -> ReadFile:
+    computed_from = None
+    if profile is not None:
+        computed_from = len(headers)
+        try:
+            headers, rows = apply_profile(profile, headers, rows)
+        except ProfileError as exc:
+            raise FileReadError(str(exc)) from None
+        fmt = f"{fmt}（格式: {profile.name}）"
+    mapping = header_mapping(headers, spec, settings, profile, computed_from)
     columns = [c for c in spec.column_names if c in mapping.values()]
     missing = [c for c in spec.required_columns if c not in columns]
     if missing:
@@ -154,7 +176,15 @@ def _open_table(headers: list[str], rows, spec: SourceSpec, settings: Settings, 
             f"缺少必需列 {', '.join(missing)}（表头为: {shown}）；请在 settings 的 column_mappings.{spec.name} 中配置列名映射"
         )
     return ReadFile(columns, encoding, _batches_from_rows(rows, headers, mapping, columns), fmt,
-                    [_clean_header(h) for h in headers], mapping)
+                    [_clean_header(h) for h in headers], mapping, profile.date_formats if profile else ())
+
+
+def _sniff_delimiter_lines(text: str) -> str:
+    """The delimiter giving the widest rows over the first lines (preambles are narrow)."""
+    lines = text.splitlines()[:HEADER_SEARCH_ROWS]
+    widths = {d: max((len(next(csv.reader([line], delimiter=d), [])) for line in lines), default=0) for d in (",", "\t", ";", "|")}
+    best = max(widths, key=widths.get)
+    return best if widths[best] > 1 else ","
 
 
 def read_csv(path: Path, spec: SourceSpec, settings: Settings) -> ReadFile:
@@ -163,21 +193,18 @@ def read_csv(path: Path, spec: SourceSpec, settings: Settings) -> ReadFile:
         raise FileReadError("文件为空")
     if b"\x00" in data[:4096]:
         raise FileReadError("不是文本文件（含二进制内容）")
-    encoding = detect_encoding(data)
-    text = data.decode(encoding)
-    del data
-    stream = io.StringIO(text, newline="")
-    first_line = text.split("\n", 1)[0]
-    reader = csv.reader(stream, delimiter=_sniff_delimiter(first_line))
+    profiles = [p for p in load_profiles(spec.name, settings) if p.matches_name(path.name)]
+    encoding = next((p.encoding for p in profiles if p.encoding), None) or detect_encoding(data)
     try:
-        headers = next(reader)
-    except StopIteration:
-        raise FileReadError("文件为空") from None
-    except csv.Error as exc:
-        raise FileReadError(f"CSV 格式错误: {exc}") from None
+        text = data.decode(encoding)
+    except (UnicodeDecodeError, LookupError) as exc:
+        raise FileReadError(f"无法按 {encoding} 解码: {exc}") from None
+    del data
+    delimiter = next((p.delimiter for p in profiles if p.delimiter), None) or _sniff_delimiter_lines(text)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
 
-    def rows():
-        previous_line = reader.line_num
+    def numbered():
+        previous_line = 0
         try:
             for cells in reader:
                 # csv counts physical lines; a row starts on the line after the previous row.
@@ -186,7 +213,13 @@ def read_csv(path: Path, spec: SourceSpec, settings: Settings) -> ReadFile:
         except csv.Error as exc:
             raise FileReadError(f"CSV 格式错误（第 {reader.line_num} 行附近）: {exc}") from None
 
-    return _open_table(headers, rows(), spec, settings, encoding, "csv")
+    rows = numbered()
+    head = list(itertools.islice(rows, HEADER_SEARCH_ROWS))
+    if not head:
+        raise FileReadError("文件为空")
+    profile, header_index = choose_profile(profiles, path.name, [cells for _, cells in head])
+    headers = head[header_index][1]
+    return _open_table(headers, itertools.chain(head[header_index + 1:], rows), spec, settings, encoding, "csv", profile)
 
 
 def read_spreadsheet(path: Path, spec: SourceSpec, settings: Settings) -> ReadFile:
@@ -197,12 +230,17 @@ def read_spreadsheet(path: Path, spec: SourceSpec, settings: Settings) -> ReadFi
         grid = sheet.to_python(skip_empty_area=False)
     except Exception as exc:  # calamine raises its own error types for broken workbooks
         raise FileReadError(f"无法读取 Excel 文件: {exc}") from None
-    header_index = next((i for i, row in enumerate(grid) if any(_cell_text(v).strip() for v in row)), None)
-    if header_index is None:
+    first_filled = next((i for i, row in enumerate(grid) if any(_cell_text(v).strip() for v in row)), None)
+    if first_filled is None:
         raise FileReadError("Excel 工作表为空")
+    profiles = [p for p in load_profiles(spec.name, settings) if p.matches_name(path.name)]
+    head = [[_cell_text(v) for v in row] for row in grid[:HEADER_SEARCH_ROWS]]
+    profile, header_index = choose_profile(profiles, path.name, head)
+    if profile is None or (profile.skip_rows is None and not profile.header_contains):
+        header_index = first_filled
     headers = [_cell_text(v) for v in grid[header_index]]
     rows = ((i + 1, [_cell_text(v) for v in grid[i]]) for i in range(header_index + 1, len(grid)))
-    return _open_table(headers, rows, spec, settings, None, path.suffix.lower().lstrip("."))
+    return _open_table(headers, rows, spec, settings, None, path.suffix.lower().lstrip("."), profile)
 
 
 def read_parquet(path: Path, spec: SourceSpec, settings: Settings) -> ReadFile:
