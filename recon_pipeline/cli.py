@@ -90,6 +90,28 @@ def demo(
 
 
 @app.command()
+def dashboard(
+    warehouse: Optional[Path] = typer.Option(None, "--warehouse", envvar="RECON_WAREHOUSE", help="数据仓库文件（读取其发布副本）"),
+    published: Optional[Path] = typer.Option(None, "--published", help="发布的只读报表库（默认 <仓库>.published.duckdb）"),
+    landing: Optional[Path] = typer.Option(None, "--landing", envvar="RECON_LANDING_DIR", help="落地目录（复核决定写入 match_feedback）"),
+    host: Optional[str] = typer.Option(None, "--host", help="监听地址（默认 127.0.0.1）"),
+    port: Optional[int] = typer.Option(None, "--port", help="端口（默认 8765）"),
+    token: Optional[str] = typer.Option(None, "--token", envvar="RECON_DASHBOARD_TOKEN", help="访问令牌（可选）"),
+) -> None:
+    """Serve the reconciliation dashboard (看板) from the published mart."""
+    from recon_pipeline.dashboard import serve
+    from recon_pipeline.publish import default_published_path
+
+    if published is None:
+        if warehouse is None:
+            fail("请指定 --warehouse 或 --published")
+        published = default_published_path(warehouse)
+    if not Path(published).is_file():
+        fail(f"发布的报表库不存在: {published}（请先运行 recon run）")
+    serve(published, host=host, port=port, token=token, landing_dir=landing)
+
+
+@app.command()
 def inspect(
     file: Path = typer.Argument(..., help="要检查的文件"),
     source: Optional[str] = typer.Option(None, "--source", help="数据源（默认按所在目录或表头判断）"),

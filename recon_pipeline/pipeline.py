@@ -16,6 +16,7 @@ from typing import Callable
 from recon_pipeline import alerts, health, notify
 from recon_pipeline.as_of import as_of_date
 from recon_pipeline.ingest import IngestReport, sync_landing
+from recon_pipeline.publish import PublishError, publish_mart
 from recon_pipeline.receipt_links import refresh_receipt_links
 from recon_pipeline.settings import Settings
 from recon_pipeline.transform import run_dbt
@@ -95,6 +96,13 @@ def run_pipeline(
         alerts.refresh_alerts(conn, as_of, settings)
         result.alert_counts = alerts.open_alert_counts(conn)
         result.health = metrics[["metric", "value", "threshold", "status"]].to_dict("records")
+
+    # Readers (BI tools, the dashboard) only ever open the published copy, never this file.
+    with _stage(result, "publish", progress):
+        try:
+            result.extras["publication"] = publish_mart(warehouse, as_of=as_of)
+        except PublishError as exc:
+            raise PipelineError(str(exc)) from None
 
     if send_notifications or dry_run:
         with _stage(result, "notify", progress), connect(warehouse) as conn:

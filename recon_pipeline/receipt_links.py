@@ -32,6 +32,9 @@ _INPUT_QUERIES = {
         SELECT writeoff_id, txn_id, order_id, invoice_no, CAST(amount * 100 AS BIGINT) AS amount_cents,
                confirmed_by, confirmed_at, status
         FROM staging.stg_finance_writeoffs ORDER BY writeoff_id""",
+    "feedback": """
+        SELECT feedback_id, account_no, txn_id, customer_id, order_id, decision, decided_by, decided_at, comment
+        FROM staging.stg_match_feedback ORDER BY feedback_id""",
 }
 
 

@@ -152,6 +152,24 @@ SOURCES: dict[str, SourceSpec] = {
             # Write-offs carry no updated_at: a later drop of the same id replaces the earlier.
             version_column=None,
         ),
+        # Finance's decisions on suggested payer matches (the dashboard's review queue writes
+        # them): `confirm` links the credit, `reject` stops that suggestion from coming back.
+        SourceSpec(
+            "match_feedback",
+            key=("feedback_id",),
+            columns=(
+                _key("feedback_id"),
+                Column("account_no"),
+                Column("txn_id", required=True),
+                Column("customer_id"),
+                Column("order_id"),
+                Column("decision", "enum", required=True, values=("confirm", "reject")),
+                Column("decided_by"),
+                Column("decided_at", "timestamp"),
+                Column("comment"),
+            ),
+            version_column="decided_at",
+        ),
     ]
 }
 

@@ -11,6 +11,7 @@ MATCHING_INPUTS = [
     dg.AssetKey(["staging", name])
     for name in (
         "stg_bank_transactions", "stg_customers", "stg_crm_contracts", "stg_erp_invoices", "stg_finance_writeoffs",
+        "stg_match_feedback",
     )
 ]
 
