@@ -195,82 +195,158 @@ def typing_sql(
 
 
 # ---------------------------------------------------------------------------- loading
+#
+# Loading runs in two phases. First every changed drop is read into a temp text table per
+# source (reading is where a file fails, and a failed drop is simply left out). Then one
+# transaction replaces the partitions of all drops that were read: a rerun of the same day
+# replaces instead of adding, and a crash leaves the previous state.
+
+
+def profile_date_formats(spec: SourceSpec, settings: Settings) -> tuple[str, ...]:
+    """Date formats of the source's file profiles, tried before the built-in ones."""
+    from recon_pipeline.file_profiles import load_profiles
+
+    formats: list[str] = []
+    for profile in load_profiles(spec.name, settings):
+        formats += [f for f in profile.date_formats if f not in formats]
+    return tuple(formats)
 
 
 def typed_view_name(spec: SourceSpec) -> str:
     return f"_typed_{spec.name}"
 
 
-def stage_file(conn, opened, spec: SourceSpec, settings: Settings, drop_date: date, name: str) -> None:
-    """Put one opened file's text cells in a temp table and the typed, validated view over it."""
-    text_table = f"_landing_{spec.name}"
-    text_columns = "".join(f'"{c}" VARCHAR, ' for c in opened.columns)
+def _text_table(spec: SourceSpec) -> str:
+    return f"_landing_{spec.name}"
+
+
+def create_staging(conn, spec: SourceSpec, settings: Settings) -> None:
+    """Temp text table for every canonical column of the source, and the typed view over it."""
+    columns = "".join(f'"{c}" VARCHAR, ' for c in spec.column_names)
     conn.execute(
-        f"CREATE OR REPLACE TEMP TABLE {text_table} ({text_columns}"
+        f"CREATE OR REPLACE TEMP TABLE {_text_table(spec)} ({columns}"
         "_row_number INTEGER, _extra_columns VARCHAR, _drop_date DATE, _source_file VARCHAR)"
     )
+    sql = typing_sql(spec, spec.column_names, settings, _text_table(spec), profile_date_formats(spec, settings))
+    conn.execute(f"CREATE OR REPLACE TEMP VIEW {typed_view_name(spec)} AS {sql}")
+
+
+def stage_file(conn, opened, spec: SourceSpec, drop_date: date, name: str) -> None:
+    """Append one opened file's text cells to the source's temp table."""
+    columns = ", ".join(f'"{c}"' for c in opened.columns)
     for batch in opened.batches:
         conn.register("_batch", batch)
-        conn.execute(f"INSERT INTO {text_table} SELECT *, ?::DATE, ? FROM _batch", [drop_date, name])
+        conn.execute(
+            f"INSERT INTO {_text_table(spec)} ({columns}, _row_number, _extra_columns, _drop_date, _source_file) "
+            f"SELECT *, ?::DATE, ? FROM _batch",
+            [drop_date, name],
+        )
         conn.unregister("_batch")
-    conn.execute(
-        f"CREATE OR REPLACE TEMP VIEW {typed_view_name(spec)} AS "
-        f"{typing_sql(spec, opened.columns, settings, text_table, opened.date_formats)}"
-    )
 
 
-def drop_staged_file(conn, spec: SourceSpec) -> None:
+def drop_staging(conn, spec: SourceSpec) -> None:
     conn.execute(f"DROP VIEW IF EXISTS {typed_view_name(spec)}")
-    conn.execute(f"DROP TABLE IF EXISTS _landing_{spec.name}")
+    conn.execute(f"DROP TABLE IF EXISTS {_text_table(spec)}")
 
 
-def load_drop(
-    conn: duckdb.DuckDBPyConnection,
-    landing_dir: Path,
-    source: str,
-    drop_date: date,
-    settings: Settings,
-    fingerprint: str | None = None,
-) -> DropResult:
-    """Replace the (source, drop_date) partition with the folder's files, atomically."""
+@dataclass
+class _PendingDrop:
+    source: str
+    drop_date: date
+    fingerprint: str
+    names: list[str]
+
+
+def _stage_drop(conn, landing_dir: Path, source: str, day: date, settings: Settings, fingerprint: str | None) -> _PendingDrop:
     spec = SOURCES[source]
-    landing_dir = Path(landing_dir)
-    files = drop_files(landing_dir, source, drop_date)
-    fingerprint = fingerprint or drop_fingerprint(files, spec, settings)
-    ensure_schema(conn)
+    files = drop_files(landing_dir, source, day)
     names = [p.relative_to(landing_dir).as_posix() for p in files]
+    try:
+        for path, name in zip(files, names):
+            stage_file(conn, read_landing_file(path, spec, settings), spec, day, name)
+    except FileReadError as exc:
+        conn.execute(f"DELETE FROM {_text_table(spec)} WHERE _drop_date = ?", [day])
+        raise DropError(f"{source}/{day}: {exc}") from None
+    return _PendingDrop(source, day, fingerprint or drop_fingerprint(files, spec, settings), names)
+
+
+def _replace_partitions(conn, pending: list[_PendingDrop]) -> list[DropResult]:
+    """One transaction: replace every staged (source, drop date) partition."""
+    results = []
     conn.execute("BEGIN TRANSACTION")
     try:
-        conn.execute(f"DELETE FROM raw.{source} WHERE _drop_date = ?", [drop_date])
-        conn.execute("DELETE FROM raw.quarantine WHERE source = ? AND _drop_date = ?", [source, drop_date])
-        conn.execute("DELETE FROM raw.ingest_log WHERE source = ? AND _drop_date = ?", [source, drop_date])
-        loaded = quarantined = 0
-        for path, name in zip(files, names):
-            try:
-                opened = read_landing_file(path, spec, settings)
-                stage_file(conn, opened, spec, settings, drop_date, name)
-            except FileReadError as exc:
-                raise DropError(f"{source}/{drop_date}: {exc}") from None
+        for source in sorted({p.source for p in pending}):
+            spec = SOURCES[source]
+            drops = [p for p in pending if p.source == source]
+            days = [p.drop_date for p in drops]
+            conn.execute(f"DELETE FROM raw.{source} WHERE _drop_date IN (SELECT unnest(?::DATE[]))", [days])
+            conn.execute("DELETE FROM raw.quarantine WHERE source = ? AND _drop_date IN (SELECT unnest(?::DATE[]))", [source, days])
+            conn.execute("DELETE FROM raw.ingest_log WHERE source = ? AND _drop_date IN (SELECT unnest(?::DATE[]))", [source, days])
+            view = typed_view_name(spec)
             columns = ", ".join(f'"{c}"' for c in spec.column_names)
-            loaded += conn.execute(
+            conn.execute(
                 f"INSERT INTO raw.{source} SELECT {columns}, _drop_date, _source_file, _row_number, _extra_columns "
-                f"FROM {typed_view_name(spec)} WHERE _errors = '' ORDER BY _row_number"
-            ).fetchone()[0]
-            quarantined += conn.execute(
+                f"FROM {view} WHERE _errors = '' ORDER BY _drop_date, _source_file, _row_number"
+            )
+            conn.execute(
                 f"INSERT INTO raw.quarantine SELECT ?, _drop_date, _source_file, _row_number, _errors, "
-                f"CAST(_raw_record AS VARCHAR) FROM {typed_view_name(spec)} WHERE _errors <> '' ORDER BY _row_number",
+                f"CAST(_raw_record AS VARCHAR) FROM {view} WHERE _errors <> '' ORDER BY _drop_date, _source_file, _row_number",
                 [source],
-            ).fetchone()[0]
-            drop_staged_file(conn, spec)
-        conn.execute(
-            "INSERT INTO raw.ingest_log VALUES (?, ?, ?, ?, ?, ?)",
-            [source, drop_date, json.dumps(names, ensure_ascii=False), fingerprint, loaded, quarantined],
-        )
+            )
+            counts = {
+                day: (ok, bad)
+                for day, ok, bad in conn.execute(
+                    f"SELECT _drop_date, count(*) FILTER (WHERE _errors = ''), count(*) FILTER (WHERE _errors <> '') "
+                    f"FROM {view} GROUP BY 1"
+                ).fetchall()
+            }
+            for drop in drops:
+                ok, bad = counts.get(drop.drop_date, (0, 0))
+                conn.execute(
+                    "INSERT INTO raw.ingest_log VALUES (?, ?, ?, ?, ?, ?)",
+                    [source, drop.drop_date, json.dumps(drop.names, ensure_ascii=False), drop.fingerprint, ok, bad],
+                )
+                results.append(DropResult(source, drop.drop_date, drop.names, ok, bad))
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
-    return DropResult(source, drop_date, names, loaded, quarantined)
+    return results
+
+
+def load_drops(
+    conn: duckdb.DuckDBPyConnection,
+    landing_dir: Path,
+    drops: list[tuple[str, date]],
+    settings: Settings,
+    fingerprints: dict[tuple[str, date], str] | None = None,
+) -> tuple[list[DropResult], list[str]]:
+    """Load these drops (replacing what was loaded for them); returns (loaded, failure messages)."""
+    landing_dir = Path(landing_dir)
+    ensure_schema(conn)
+    sources = sorted({s for s, _ in drops})
+    for source in sources:
+        create_staging(conn, SOURCES[source], settings)
+    pending, failed = [], []
+    try:
+        for source, day in drops:
+            try:
+                pending.append(_stage_drop(conn, landing_dir, source, day, settings, (fingerprints or {}).get((source, day))))
+            except DropError as exc:
+                failed.append(str(exc))
+        loaded = _replace_partitions(conn, pending) if pending else []
+    finally:
+        for source in sources:
+            drop_staging(conn, SOURCES[source])
+    return loaded, failed
+
+
+def load_drop(conn: duckdb.DuckDBPyConnection, landing_dir: Path, source: str, drop_date: date, settings: Settings) -> DropResult:
+    """Replace one (source, drop date) partition with its folder's files, atomically."""
+    loaded, failed = load_drops(conn, landing_dir, [(source, drop_date)], settings)
+    if failed:
+        raise DropError(failed[0])
+    return loaded[0]
 
 
 def sync_landing(
@@ -278,12 +354,11 @@ def sync_landing(
     landing_dir: Path,
     until: date,
     settings: Settings,
-    on_drop=None,
 ) -> IngestReport:
     """Load every drop dated on or before `until` that is new or changed since its last load.
 
     Drops that arrive late (an earlier date after a later one was loaded) are simply new.
-    A drop that fails is reported and skipped; the others still load.
+    A drop that fails is reported and left out; the others still load.
     """
     ensure_schema(conn)
     report = IngestReport()
@@ -291,17 +366,14 @@ def sync_landing(
     known = dict(
         ((s, d), f) for s, d, f in conn.execute("SELECT source, _drop_date, fingerprint FROM raw.ingest_log").fetchall()
     )
+    changed, fingerprints = [], {}
     for source, day in drops:
-        spec = SOURCES[source]
-        fingerprint = drop_fingerprint(drop_files(landing_dir, source, day), spec, settings)
+        fingerprint = drop_fingerprint(drop_files(landing_dir, source, day), SOURCES[source], settings)
         if known.get((source, day)) == fingerprint:
             report.unchanged += 1
-            continue
-        try:
-            result = load_drop(conn, landing_dir, source, day, settings, fingerprint)
-            report.loaded.append(result)
-        except DropError as exc:
-            report.failed.append(str(exc))
-        if on_drop:
-            on_drop(source, day)
+        else:
+            changed.append((source, day))
+            fingerprints[(source, day)] = fingerprint
+    if changed:
+        report.loaded, report.failed = load_drops(conn, landing_dir, changed, settings, fingerprints)
     return report

@@ -43,7 +43,6 @@ class ReadFile:
     format: str = "table"
     headers: list[str] | None = None  # the file's own headers, as written
     mapping: dict[int, str] | None = None  # header position -> canonical column
-    date_formats: tuple[str, ...] = ()  # a file profile's formats, tried before the built-in ones
 
 
 def _clean_header(value: object) -> str:
@@ -176,7 +175,7 @@ def _open_table(
             f"缺少必需列 {', '.join(missing)}（表头为: {shown}）；请在 settings 的 column_mappings.{spec.name} 中配置列名映射"
         )
     return ReadFile(columns, encoding, _batches_from_rows(rows, headers, mapping, columns), fmt,
-                    [_clean_header(h) for h in headers], mapping, profile.date_formats if profile else ())
+                    [_clean_header(h) for h in headers], mapping)
 
 
 def _sniff_delimiter_lines(text: str) -> str:

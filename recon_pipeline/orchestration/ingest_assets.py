@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import dagster as dg
 
-from recon_pipeline.ingest import DropError, load_drop
+from recon_pipeline.ingest import load_drops
 from recon_pipeline.settings import load_settings
 from recon_pipeline.sources import SOURCES
 from recon_pipeline.orchestration.resources import ReconResource
@@ -33,22 +33,21 @@ def _ingest_asset(source: str) -> dg.AssetsDefinition:
     )
     def ingest(context: dg.AssetExecutionContext, recon: ReconResource) -> dg.MaterializeResult:
         settings = recon.settings()
-        window = context.partition_time_window  # half-open [start, end)
-        day, loaded, quarantined, files = window.start.date(), 0, 0, 0
+        window = context.partition_time_window  # half-open [start, end): one day, or a backfill range
+        days = [window.start.date() + timedelta(days=n) for n in range((window.end.date() - window.start.date()).days)]
         with connect(recon.warehouse_path) as conn:
-            while day < window.end.date():
-                try:
-                    result = load_drop(conn, recon.landing_path, source, day, settings)
-                except DropError as exc:
-                    raise dg.Failure(description=str(exc)) from None
-                loaded += result.rows_loaded
-                quarantined += result.rows_quarantined
-                files += len(result.files)
-                day += timedelta(days=1)
+            loaded, failed = load_drops(conn, recon.landing_path, [(source, day) for day in days], settings)
+        if failed:
+            raise dg.Failure(description="；".join(failed))
+        quarantined = sum(r.rows_quarantined for r in loaded)
         if quarantined:
             context.log.warning(f"{source}: {quarantined} 行被隔离（见 raw.quarantine）")
         return dg.MaterializeResult(
-            metadata={"files": files, "rows_loaded": loaded, "rows_quarantined": quarantined}
+            metadata={
+                "files": sum(len(r.files) for r in loaded),
+                "rows_loaded": sum(r.rows_loaded for r in loaded),
+                "rows_quarantined": quarantined,
+            }
         )
 
     return ingest
