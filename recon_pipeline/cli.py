@@ -112,6 +112,42 @@ def dashboard(
 
 
 @app.command()
+def evaluate(
+    truth: Path = typer.Argument(..., help="bank_truth.csv（演示数据的 ground_truth）"),
+    warehouse: Path = typer.Option(..., "--warehouse", envvar="RECON_WAREHOUSE"),
+) -> None:
+    """Score payer matching and allocation against a ground truth (precision / recall)."""
+    from recon_pipeline.evaluation import main as evaluation_main
+
+    raise typer.Exit(evaluation_main([str(warehouse), str(truth)]))
+
+
+@app.command("review-queue")
+def review_queue(
+    warehouse: Path = typer.Option(..., "--warehouse", envvar="RECON_WAREHOUSE"),
+    out_dir: Path = typer.Option(Path("."), "--out", help="输出目录"),
+) -> None:
+    """Export the suggested payer matches for finance (CSV and XLSX, largest amount first).
+
+    Fill in 决定 (confirm/reject) and 确认人, then drop the file into
+    <landing>/match_feedback/<date>/: the next run learns from it.
+    """
+    from recon_pipeline.matching import export_review_queue
+    from recon_pipeline.receipt_links import read_matching_inputs
+    from recon_pipeline.warehouse import connect
+
+    with connect(warehouse, read_only=True) as conn:
+        inputs = read_matching_inputs(conn, as_of=None)
+        links = conn.execute(
+            """SELECT account_no, txn_id, customer_id, order_id, CAST(allocated_amount * 100 AS BIGINT) AS allocated_cents,
+                      match_method, match_score, match_status, evidence FROM matching.receipt_links"""
+        ).df()
+    csv_path, xlsx_path = export_review_queue(links, inputs.bank, inputs.customers, out_dir)
+    count = int((links["match_status"] == "suggested").groupby([links["account_no"], links["txn_id"]]).any().sum())
+    out.print(f"待确认匹配 {count} 笔: {csv_path} / {xlsx_path}", highlight=False)
+
+
+@app.command()
 def inspect(
     file: Path = typer.Argument(..., help="要检查的文件"),
     source: Optional[str] = typer.Option(None, "--source", help="数据源（默认按所在目录或表头判断）"),

@@ -163,7 +163,8 @@ SOURCES: dict[str, SourceSpec] = {
                 Column("txn_id", required=True),
                 Column("customer_id"),
                 Column("order_id"),
-                Column("decision", "enum", required=True, values=("confirm", "reject")),
+                # Empty while finance has not decided (a review-queue row left blank): ignored.
+                Column("decision", "enum", values=("confirm", "reject")),
                 Column("decided_by"),
                 Column("decided_at", "timestamp"),
                 Column("comment"),
