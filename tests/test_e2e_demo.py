@@ -118,3 +118,11 @@ def test_diff_list_and_alert_vocabularies(demo_run):
     levels = {"amount_mismatch": 1, "receipt_not_written_off": 2, "salesperson_discrepancy": 3}
     for alert_type, level in zip(alerts.alert_type, alerts.alert_level):
         assert (levels.get(alert_type) == level) if alert_type in levels else pd.isna(level)
+
+
+def test_matching_meets_the_issue_targets_on_demo_data(demo_run):
+    from recon_pipeline.evaluation import evaluate, links_from_warehouse
+
+    root, warehouse, _ = demo_run
+    report = evaluate(links_from_warehouse(str(warehouse)), truth(root, "bank_truth.csv"))
+    assert report.meets_targets(), report.text()
