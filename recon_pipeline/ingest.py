@@ -17,8 +17,9 @@ from datetime import date
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
-from recon_pipeline.readers import FileReadError, read_landing_file
+from recon_pipeline.readers import FileReadError, position_column, read_landing_file
 from recon_pipeline.settings import Settings
 from recon_pipeline.sources import SOURCES, Column, SourceSpec
 from recon_pipeline.warehouse import ensure_schema
@@ -123,10 +124,10 @@ def _quote(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _typed_expression(column: Column, settings: Settings, date_formats: tuple[str, ...] = ()) -> tuple[str, str]:
-    """(SQL value expression, SQL expression giving an error text or NULL) for one column."""
-    raw = f'NULLIF(trim("{column.name}"), \'\')'
-    label = column.name
+def _typed_expression(column: Column, settings: Settings, date_formats: tuple[str, ...] = ()) -> str:
+    """SQL turning the trimmed text `"<column>"` (NULL when empty) into the column's type;
+    NULL when the text cannot be read."""
+    raw = f'"{column.name}"'
     if column.type == "decimal":
         # Thousands separators, currency marks and spaces are decoration; (1.00) is negative.
         cleaned = (
@@ -134,23 +135,16 @@ def _typed_expression(column: Column, settings: Settings, date_formats: tuple[st
             f"'^\\((.*)\\)$', '-\\1')"
         )
         valid = f"regexp_full_match({cleaned}, '[+-]?[0-9]{{1,16}}(\\.[0-9]{{0,2}}0*)?')"
-        value = f"CASE WHEN {valid} THEN CAST({cleaned} AS DECIMAL(18,2)) END"
-        error = (
-            f"CASE WHEN {raw} IS NOT NULL AND NOT {valid} THEN "
-            f"'{label} 金额无法识别（最多两位小数）: ' || {raw} END"
-        )
-        return value, error
+        return f"CASE WHEN {valid} THEN CAST({cleaned} AS DECIMAL(18,2)) END"
     if column.type in ("timestamp", "date"):
         offset = f"regexp_matches({raw}, '(Z|[+-][0-9]{{2}}:?[0-9]{{2}})$')"
         formats = "[" + ", ".join(_quote(f) for f in [*date_formats, *TIMESTAMP_FORMATS]) + "]"
-        value = (
-            f"CASE WHEN {offset} THEN timezone({_quote(settings.timezone)}, TRY_CAST({raw} AS TIMESTAMPTZ)) "
-            f"ELSE try_strptime({raw}, {formats}) END"
-        )
-        if column.type == "date":
-            value = f"CAST({value} AS DATE)"
-        error = f"CASE WHEN {raw} IS NOT NULL AND ({value}) IS NULL THEN '{label} 日期时间无法识别: ' || {raw} END"
-        return value, error
+        # The native cast reads ISO text fast; the format list covers what exports write.
+        local = f"coalesce(TRY_CAST({raw} AS TIMESTAMP), try_strptime({raw}, {formats}))"
+        if date_formats:  # a profile's own formats come first (e.g. day-first dates)
+            local = f"try_strptime({raw}, {formats})"
+        value = f"CASE WHEN {offset} THEN timezone({_quote(settings.timezone)}, TRY_CAST({raw} AS TIMESTAMPTZ)) ELSE {local} END"
+        return f"CAST({value} AS DATE)" if column.type == "date" else value
     if column.type == "enum":
         lowered = f"lower({raw})"
         aliases = {k.strip().lower(): v for k, v in (settings.value_mappings.get(column.name) or {}).items()}
@@ -158,39 +152,46 @@ def _typed_expression(column: Column, settings: Settings, date_formats: tuple[st
             cases = " ".join(f"WHEN {_quote(k)} THEN {_quote(v)}" for k, v in sorted(aliases.items()))
             lowered = f"CASE {lowered} {cases} ELSE {lowered} END"
         allowed = ", ".join(_quote(v) for v in column.values)
-        error = (
-            f"CASE WHEN {raw} IS NOT NULL AND {lowered} NOT IN ({allowed}) THEN "
-            f"'{label} 取值不在允许范围（{'/'.join(column.values)}）: ' || {raw} END"
-        )
-        return f"CASE WHEN {lowered} IN ({allowed}) THEN {lowered} END", error
-    return raw, "NULL"
+        return f"CASE WHEN {lowered} IN ({allowed}) THEN {lowered} END"
+    return raw
+
+
+_ERROR_TEXT = {
+    "decimal": "金额无法识别（最多两位小数）",
+    "timestamp": "日期时间无法识别",
+    "date": "日期时间无法识别",
+}
 
 
 def typing_sql(
     spec: SourceSpec, present: list[str], settings: Settings, staging_table: str, date_formats: tuple[str, ...] = ()
 ) -> str:
-    """SELECT over the text staging table: typed columns, meta columns and `_errors`."""
-    selects, errors = [], []
-    for column in spec.columns:
-        if column.name not in present:
-            selects.append(f'NULL AS "{column.name}"')
-            if column.required:
-                errors.append(f"'缺少必填字段 {column.name}'")
-            continue
-        value, error = _typed_expression(column, settings, date_formats)
-        selects.append(f'{value} AS "{column.name}"')
-        if error != "NULL":
-            errors.append(error)
-        if column.required:
-            errors.append(f"CASE WHEN NULLIF(trim(\"{column.name}\"), '') IS NULL THEN '缺少必填字段 {column.name}' END")
-    errors.append(
-        "CASE WHEN json_exists(_extra_columns, '$._overflow_cells') THEN '字段数多于表头' END"
+    """SELECT over the text staging table: typed columns, meta columns, `_errors` and
+    `_raw_record`, in three layers so that each value is parsed once."""
+    meta = "_drop_date, _source_file, _row_number, _extra_columns"
+    texts = ", ".join(
+        f"NULLIF(trim(\"{c.name}\"), '') AS \"{c.name}\"" if c.name in present else f'CAST(NULL AS VARCHAR) AS "{c.name}"'
+        for c in spec.columns
     )
-    raw_record = "json_object(" + ", ".join(f"{_quote(c)}, \"{c}\"" for c in present) + ")"
+    typed = ", ".join(
+        f'{_typed_expression(c, settings, date_formats)} AS "{c.name}", "{c.name}" AS "_text_{c.name}"' for c in spec.columns
+    )
+    errors = []
+    for c in spec.columns:
+        if c.required:
+            errors.append(f"CASE WHEN \"_text_{c.name}\" IS NULL THEN '缺少必填字段 {c.name}' END")
+        if c.type != "text":
+            reason = _ERROR_TEXT.get(c.type) or f"取值不在允许范围（{'/'.join(c.values)}）"
+            errors.append(
+                f"CASE WHEN \"_text_{c.name}\" IS NOT NULL AND \"{c.name}\" IS NULL "
+                f"THEN '{c.name} {reason}: ' || \"_text_{c.name}\" END"
+            )
+    errors.append("CASE WHEN json_exists(_extra_columns, '$._overflow_cells') THEN '字段数多于表头' END")
+    raw_record = "json_object(" + ", ".join(f"{_quote(c)}, \"_text_{c}\"" for c in present) + ")"
+    columns = ", ".join(f'"{c.name}"' for c in spec.columns)
     return (
-        f"SELECT {', '.join(selects)}, _drop_date, _source_file, _row_number, _extra_columns, "
-        f"concat_ws('; ', {', '.join(errors)}) AS _errors, {raw_record} AS _raw_record "
-        f"FROM {staging_table}"
+        f"SELECT {columns}, {meta}, concat_ws('; ', {', '.join(errors)}) AS _errors, {raw_record} AS _raw_record "
+        f"FROM (SELECT {typed}, {meta} FROM (SELECT {texts}, {meta} FROM {staging_table}))"
     )
 
 
@@ -212,41 +213,89 @@ def profile_date_formats(spec: SourceSpec, settings: Settings) -> tuple[str, ...
     return tuple(formats)
 
 
+def _extra_columns_sql(opened) -> str:
+    """JSON of the columns the mapping does not know (and of cells beyond the header)."""
+    overflow = "json_object('_overflow_cells', json(_overflow))"
+    if not opened.extra_headers:
+        return f"CASE WHEN _overflow IS NULL THEN NULL ELSE {overflow} END"
+    pairs = ", ".join(f"{_quote(name)}, {position_column(p)}" for p, name in opened.extra_headers.items())
+    known = f"json_object({pairs})"
+    return f"CASE WHEN _overflow IS NULL THEN {known} ELSE json_merge_patch({known}, {overflow}) END"
+
+
+class Staging:
+    """Files read for loading, kept as Arrow tables in canonical columns (all text), one list
+    per source. DuckDB scans them in place through a view: no copy into a temp table."""
+
+    def __init__(self, conn: duckdb.DuckDBPyConnection, settings: Settings):
+        self.conn = conn
+        self.settings = settings
+        self.tables: dict[str, list[tuple[date, pa.Table]]] = {}
+
+    def add_file(self, opened, spec: SourceSpec, drop_date: date, name: str) -> None:
+        table = pa.Table.from_batches(list(opened.batches), schema=_file_schema(len(opened.headers)))
+        rows = table.num_rows
+        by_canonical = {column: position_column(p) for p, column in opened.mapping.items()}
+        columns = [
+            table.column(by_canonical[c]) if c in by_canonical else pa.nulls(rows, pa.string()) for c in spec.column_names
+        ]
+        if opened.extra_headers or table.column("_overflow").null_count < rows:
+            # Unmapped columns become one JSON text per row (rare: only files with such columns).
+            self.conn.register("_file", table)
+            extra = self.conn.sql(f"SELECT CAST({_extra_columns_sql(opened)} AS VARCHAR) AS e FROM _file").to_arrow_table()
+            self.conn.unregister("_file")
+            extra = extra.column("e")
+        else:
+            extra = pa.nulls(rows, pa.string())
+        canonical = pa.table(
+            columns + [
+                table.column("_row_number"),
+                extra,
+                pa.repeat(pa.scalar(drop_date, pa.date32()), rows),
+                pa.repeat(pa.scalar(name, pa.string()), rows),
+            ],
+            schema=_canonical_schema(spec),
+        )
+        self.tables.setdefault(spec.name, []).append((drop_date, canonical))
+
+    def discard(self, source: str, drop_date: date) -> None:
+        self.tables[source] = [(d, t) for d, t in self.tables.get(source, []) if d != drop_date]
+
+    def typed_view(self, spec: SourceSpec) -> str:
+        """Register the source's staged text and the typed, validated view over it."""
+        staged = [t for _, t in self.tables.get(spec.name, [])]
+        text = pa.concat_tables(staged) if staged else _canonical_schema(spec).empty_table()
+        self.conn.register(f"_landing_{spec.name}", text)
+        sql = typing_sql(spec, spec.column_names, self.settings, f"_landing_{spec.name}", profile_date_formats(spec, self.settings))
+        self.conn.execute(f"CREATE OR REPLACE TEMP VIEW {typed_view_name(spec)} AS {sql}")
+        return typed_view_name(spec)
+
+    def close(self) -> None:
+        for source in self.tables:
+            self.conn.execute(f"DROP VIEW IF EXISTS {typed_view_name(SOURCES[source])}")
+            try:
+                self.conn.unregister(f"_landing_{source}")
+            except duckdb.Error:
+                pass
+        self.tables.clear()
+
+
 def typed_view_name(spec: SourceSpec) -> str:
     return f"_typed_{spec.name}"
 
 
-def _text_table(spec: SourceSpec) -> str:
-    return f"_landing_{spec.name}"
-
-
-def create_staging(conn, spec: SourceSpec, settings: Settings) -> None:
-    """Temp text table for every canonical column of the source, and the typed view over it."""
-    columns = "".join(f'"{c}" VARCHAR, ' for c in spec.column_names)
-    conn.execute(
-        f"CREATE OR REPLACE TEMP TABLE {_text_table(spec)} ({columns}"
-        "_row_number INTEGER, _extra_columns VARCHAR, _drop_date DATE, _source_file VARCHAR)"
+def _file_schema(width: int) -> pa.Schema:
+    return pa.schema(
+        [(position_column(p), pa.string()) for p in range(width)]
+        + [("_row_number", pa.int32()), ("_overflow", pa.string())]
     )
-    sql = typing_sql(spec, spec.column_names, settings, _text_table(spec), profile_date_formats(spec, settings))
-    conn.execute(f"CREATE OR REPLACE TEMP VIEW {typed_view_name(spec)} AS {sql}")
 
 
-def stage_file(conn, opened, spec: SourceSpec, drop_date: date, name: str) -> None:
-    """Append one opened file's text cells to the source's temp table."""
-    columns = ", ".join(f'"{c}"' for c in opened.columns)
-    for batch in opened.batches:
-        conn.register("_batch", batch)
-        conn.execute(
-            f"INSERT INTO {_text_table(spec)} ({columns}, _row_number, _extra_columns, _drop_date, _source_file) "
-            f"SELECT *, ?::DATE, ? FROM _batch",
-            [drop_date, name],
-        )
-        conn.unregister("_batch")
-
-
-def drop_staging(conn, spec: SourceSpec) -> None:
-    conn.execute(f"DROP VIEW IF EXISTS {typed_view_name(spec)}")
-    conn.execute(f"DROP TABLE IF EXISTS {_text_table(spec)}")
+def _canonical_schema(spec: SourceSpec) -> pa.Schema:
+    return pa.schema(
+        [(c, pa.string()) for c in spec.column_names]
+        + [("_row_number", pa.int32()), ("_extra_columns", pa.string()), ("_drop_date", pa.date32()), ("_source_file", pa.string())]
+    )
 
 
 @dataclass
@@ -257,20 +306,20 @@ class _PendingDrop:
     names: list[str]
 
 
-def _stage_drop(conn, landing_dir: Path, source: str, day: date, settings: Settings, fingerprint: str | None) -> _PendingDrop:
+def _stage_drop(staging: Staging, landing_dir: Path, source: str, day: date, settings: Settings, fingerprint: str | None) -> _PendingDrop:
     spec = SOURCES[source]
     files = drop_files(landing_dir, source, day)
     names = [p.relative_to(landing_dir).as_posix() for p in files]
     try:
         for path, name in zip(files, names):
-            stage_file(conn, read_landing_file(path, spec, settings), spec, day, name)
+            staging.add_file(read_landing_file(path, spec, settings), spec, day, name)
     except FileReadError as exc:
-        conn.execute(f"DELETE FROM {_text_table(spec)} WHERE _drop_date = ?", [day])
+        staging.discard(source, day)
         raise DropError(f"{source}/{day}: {exc}") from None
     return _PendingDrop(source, day, fingerprint or drop_fingerprint(files, spec, settings), names)
 
 
-def _replace_partitions(conn, pending: list[_PendingDrop]) -> list[DropResult]:
+def _replace_partitions(conn, staging: Staging, pending: list[_PendingDrop]) -> list[DropResult]:
     """One transaction: replace every staged (source, drop date) partition."""
     results = []
     conn.execute("BEGIN TRANSACTION")
@@ -282,24 +331,27 @@ def _replace_partitions(conn, pending: list[_PendingDrop]) -> list[DropResult]:
             conn.execute(f"DELETE FROM raw.{source} WHERE _drop_date IN (SELECT unnest(?::DATE[]))", [days])
             conn.execute("DELETE FROM raw.quarantine WHERE source = ? AND _drop_date IN (SELECT unnest(?::DATE[]))", [source, days])
             conn.execute("DELETE FROM raw.ingest_log WHERE source = ? AND _drop_date IN (SELECT unnest(?::DATE[]))", [source, days])
-            view = typed_view_name(spec)
+            # Type and validate once (regexes and date parsing are the costly part), then split.
+            typed = f"_typed_rows_{source}"
+            conn.execute(f"CREATE OR REPLACE TEMP TABLE {typed} AS SELECT * FROM {staging.typed_view(spec)}")
             columns = ", ".join(f'"{c}"' for c in spec.column_names)
             conn.execute(
                 f"INSERT INTO raw.{source} SELECT {columns}, _drop_date, _source_file, _row_number, _extra_columns "
-                f"FROM {view} WHERE _errors = '' ORDER BY _drop_date, _source_file, _row_number"
+                f"FROM {typed} WHERE _errors = ''"
             )
             conn.execute(
                 f"INSERT INTO raw.quarantine SELECT ?, _drop_date, _source_file, _row_number, _errors, "
-                f"CAST(_raw_record AS VARCHAR) FROM {view} WHERE _errors <> '' ORDER BY _drop_date, _source_file, _row_number",
+                f"CAST(_raw_record AS VARCHAR) FROM {typed} WHERE _errors <> ''",
                 [source],
             )
             counts = {
                 day: (ok, bad)
                 for day, ok, bad in conn.execute(
                     f"SELECT _drop_date, count(*) FILTER (WHERE _errors = ''), count(*) FILTER (WHERE _errors <> '') "
-                    f"FROM {view} GROUP BY 1"
+                    f"FROM {typed} GROUP BY 1"
                 ).fetchall()
             }
+            conn.execute(f"DROP TABLE {typed}")
             for drop in drops:
                 ok, bad = counts.get(drop.drop_date, (0, 0))
                 conn.execute(
@@ -324,20 +376,17 @@ def load_drops(
     """Load these drops (replacing what was loaded for them); returns (loaded, failure messages)."""
     landing_dir = Path(landing_dir)
     ensure_schema(conn)
-    sources = sorted({s for s, _ in drops})
-    for source in sources:
-        create_staging(conn, SOURCES[source], settings)
+    staging = Staging(conn, settings)
     pending, failed = [], []
     try:
         for source, day in drops:
             try:
-                pending.append(_stage_drop(conn, landing_dir, source, day, settings, (fingerprints or {}).get((source, day))))
+                pending.append(_stage_drop(staging, landing_dir, source, day, settings, (fingerprints or {}).get((source, day))))
             except DropError as exc:
                 failed.append(str(exc))
-        loaded = _replace_partitions(conn, pending) if pending else []
+        loaded = _replace_partitions(conn, staging, pending) if pending else []
     finally:
-        for source in sources:
-            drop_staging(conn, SOURCES[source])
+        staging.close()
     return loaded, failed
 
 

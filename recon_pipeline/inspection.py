@@ -9,7 +9,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from recon_pipeline.ingest import create_staging, stage_file, typed_view_name
+from recon_pipeline.ingest import Staging
 from recon_pipeline.readers import FileReadError, header_mapping, read_landing_file
 from recon_pipeline.settings import Settings
 from recon_pipeline.sources import SOURCES, SourceSpec
@@ -58,9 +58,9 @@ def inspect_file(path: Path, settings: Settings, source: str | None = None, samp
     headers = opened.headers or []
     mapping = opened.mapping if opened.mapping is not None else header_mapping(headers, spec, settings)
     with duckdb.connect() as conn:
-        create_staging(conn, spec, settings)
-        stage_file(conn, opened, spec, date(1970, 1, 1), path.name)  # not a drop: any date
-        view = typed_view_name(spec)
+        staging = Staging(conn, settings)
+        staging.add_file(opened, spec, date(1970, 1, 1), path.name)  # not a drop: any date
+        view = staging.typed_view(spec)
         rows = conn.execute(f"SELECT count(*) FROM {view}").fetchone()[0]
         # Shown as text: a DataFrame would turn DECIMAL money into floats.
         columns = ", ".join(["_row_number", *[f'CAST("{c}" AS VARCHAR) AS "{c}"' for c in spec.column_names if c in opened.columns]])

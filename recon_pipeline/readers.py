@@ -14,7 +14,6 @@ import io
 import itertools
 import json
 from dataclasses import dataclass
-from datetime import date, datetime, time
 from pathlib import Path
 from typing import Iterator
 
@@ -22,6 +21,7 @@ import pyarrow as pa
 
 from recon_pipeline.file_profiles import HEADER_SEARCH_ROWS, FileProfile, ProfileError, apply_profile, choose_profile, load_profiles
 from recon_pipeline.settings import Settings
+from recon_pipeline.statements.tables import cell_text
 from recon_pipeline.sources import SourceSpec
 
 TABULAR_SUFFIXES = {".csv", ".txt", ".xlsx", ".xls", ".parquet"}
@@ -35,14 +35,35 @@ class FileReadError(Exception):
 
 @dataclass
 class ReadFile:
-    """A file opened for ingestion: canonical columns found and a stream of text batches."""
+    """A file opened for ingestion: its headers, their mapping and a stream of text batches.
+
+    Batches hold the file's own columns as text, named `c0`, `c1`, ... by position, plus
+    `_row_number` and `_overflow` (JSON list of cells beyond the header's width, else null).
+    Mapping them onto canonical columns happens in `ingest.Staging.add_file`.
+    """
 
     columns: list[str]  # canonical columns present in the file
     encoding: str | None
-    batches: Iterator[pa.RecordBatch]  # columns + _row_number + _extra_columns
-    format: str = "table"
-    headers: list[str] | None = None  # the file's own headers, as written
-    mapping: dict[int, str] | None = None  # header position -> canonical column
+    batches: Iterator[pa.RecordBatch]
+    format: str
+    headers: list[str]  # the file's own headers, cleaned
+    mapping: dict[int, str]  # header position -> canonical column
+
+    @property
+    def extra_headers(self) -> dict[int, str]:
+        """Unmapped columns (kept as JSON in `_extra_columns`): position -> name."""
+        return {p: h or f"column_{p + 1}" for p, h in enumerate(self.headers) if p not in self.mapping}
+
+
+def position_column(position: int) -> str:
+    return f"c{position}"
+
+
+def _batch_schema(width: int) -> pa.Schema:
+    return pa.schema(
+        [(position_column(p), pa.string()) for p in range(width)]
+        + [("_row_number", pa.int32()), ("_overflow", pa.string())]
+    )
 
 
 def _clean_header(value: object) -> str:
@@ -99,65 +120,48 @@ def detect_encoding(data: bytes) -> str:
     return best.encoding
 
 
-def _cell_text(value: object) -> str:
-    """Spreadsheet cell -> the text a user sees (amounts keep their decimals, no float noise)."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return str(int(value)) if value.is_integer() else repr(value)
-    if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%S")
-    if isinstance(value, date):
-        return value.strftime("%Y-%m-%d")
-    if isinstance(value, time):
-        return value.strftime("%H:%M:%S")
-    return str(value)
+def _batches_from_rows(rows: Iterator[tuple[int, list[str]]], width: int) -> Iterator[pa.RecordBatch]:
+    """(row number, cells) -> record batches of the file's columns (the general, exact path)."""
+    schema = _batch_schema(width)
 
+    def flush(numbers: list[int], grid: list[list[str]], overflow: list[str | None]) -> pa.RecordBatch:
+        columns = [list(col) for col in zip(*grid)] if grid else [[] for _ in range(width)]
+        return pa.RecordBatch.from_arrays(
+            [pa.array(col, pa.string()) for col in columns]
+            + [pa.array(numbers, pa.int32()), pa.array(overflow, pa.string())],
+            schema=schema,
+        )
 
-def _batches_from_rows(
-    rows: Iterator[tuple[int, list[str]]],
-    headers: list[str],
-    mapping: dict[int, str],
-    columns: list[str],
-) -> Iterator[pa.RecordBatch]:
-    """(row number, cells) -> record batches of the canonical columns."""
-    positions = [next(p for p, c in mapping.items() if c == col) for col in columns]
-    extra_positions = [p for p in range(len(headers)) if p not in mapping]
-    extra_names = [_clean_header(headers[p]) or f"column_{p + 1}" for p in extra_positions]
-    width = len(headers)
-
-    def flush(buffer: list[tuple[int, list[str]]]) -> pa.RecordBatch:
-        data = {col: [cells[p] for _, cells in buffer] for col, p in zip(columns, positions)}
-        data["_row_number"] = [n for n, _ in buffer]
-        extras = []
-        for _, cells in buffer:
-            extra = {name: cells[p] for name, p in zip(extra_names, extra_positions) if cells[p] != ""}
-            if len(cells) > width:  # more cells than headers: keep them, flag them in ingest
-                extra["_overflow_cells"] = cells[width:]
-            extras.append(json.dumps(extra, ensure_ascii=False) if extra else None)
-        data["_extra_columns"] = extras
-        schema = pa.schema([(c, pa.string()) for c in columns] + [("_row_number", pa.int32()), ("_extra_columns", pa.string())])
-        return pa.RecordBatch.from_pydict(data, schema=schema)
-
-    buffer: list[tuple[int, list[str]]] = []
+    numbers: list[int] = []
+    grid: list[list[str]] = []
+    overflow: list[str | None] = []
     for number, cells in rows:
-        if not any(c.strip() for c in cells):
+        if not "".join(cells).strip():
             continue  # a blank line carries nothing
-        if len(cells) < width:  # exports trim trailing empty cells
-            cells = cells + [""] * (width - len(cells))
-        buffer.append((number, cells))
-        if len(buffer) >= BATCH_ROWS:
-            yield flush(buffer)
-            buffer = []
-    if buffer:
-        yield flush(buffer)
+        if len(cells) != width:
+            if len(cells) < width:  # exports trim trailing empty cells
+                cells = cells + [""] * (width - len(cells))
+                extra = None
+            else:  # more cells than headers: kept, and flagged by ingest
+                cells, extra = cells[:width], json.dumps(cells[width:], ensure_ascii=False)
+        else:
+            extra = None
+        numbers.append(number)
+        grid.append(cells)
+        overflow.append(extra)
+        if len(numbers) >= BATCH_ROWS:
+            yield flush(numbers, grid, overflow)
+            numbers, grid, overflow = [], [], []
+    if numbers:
+        yield flush(numbers, grid, overflow)
 
 
 def _open_table(
-    headers: list[str], rows, spec: SourceSpec, settings: Settings, encoding, fmt, profile: FileProfile | None = None
+    headers: list[str], rows, spec: SourceSpec, settings: Settings, encoding, fmt,
+    profile: FileProfile | None = None, batches: Iterator[pa.RecordBatch] | None = None,
 ) -> ReadFile:
+    """Map the headers and check the required columns; `batches` (already in file-column form)
+    stand in for `rows` when a fast reader produced them."""
     computed_from = None
     if profile is not None:
         computed_from = len(headers)
@@ -174,8 +178,9 @@ def _open_table(
         raise FileReadError(
             f"缺少必需列 {', '.join(missing)}（表头为: {shown}）；请在 settings 的 column_mappings.{spec.name} 中配置列名映射"
         )
-    return ReadFile(columns, encoding, _batches_from_rows(rows, headers, mapping, columns), fmt,
-                    [_clean_header(h) for h in headers], mapping)
+    if batches is None:
+        batches = _batches_from_rows(rows, len(headers))
+    return ReadFile(columns, encoding, batches, fmt, [_clean_header(h) for h in headers], mapping)
 
 
 def _sniff_delimiter_lines(text: str) -> str:
@@ -218,7 +223,36 @@ def read_csv(path: Path, spec: SourceSpec, settings: Settings) -> ReadFile:
         raise FileReadError("文件为空")
     profile, header_index = choose_profile(profiles, path.name, [cells for _, cells in head])
     headers = head[header_index][1]
-    return _open_table(headers, itertools.chain(head[header_index + 1:], rows), spec, settings, encoding, "csv", profile)
+    fast = _fast_csv_batches(text, delimiter, len(headers)) if profile is None and header_index == 0 else None
+    return _open_table(
+        headers, itertools.chain(head[header_index + 1:], rows), spec, settings, encoding, "csv", profile, fast
+    )
+
+
+def _fast_csv_batches(text: str, delimiter: str, width: int) -> Iterator[pa.RecordBatch] | None:
+    """pyarrow's C++ parser for the common clean file: one physical line per row, no blank
+    lines, every row as wide as the header. Anything else returns None and takes the exact
+    (slower) path, so row numbers always match what a user sees in the file."""
+    import pyarrow.csv as pacsv
+
+    names = [position_column(p) for p in range(width)]
+    try:
+        table = pacsv.read_csv(
+            io.BytesIO(text.encode("utf-8")),
+            read_options=pacsv.ReadOptions(skip_rows=1, column_names=names, block_size=1 << 24),
+            parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=False),
+            convert_options=pacsv.ConvertOptions(
+                column_types={n: pa.string() for n in names}, strings_can_be_null=False, quoted_strings_can_be_null=False
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowException):
+        return None
+    lines = text.count("\n") + (0 if text.endswith("\n") else 1)
+    if lines != table.num_rows + 1:
+        return None  # blank lines or quoted line breaks: numbering needs the exact path
+    table = table.append_column("_row_number", pa.array(range(2, table.num_rows + 2), pa.int32()))
+    table = table.append_column("_overflow", pa.nulls(table.num_rows, pa.string()))
+    return iter(table.to_batches(max_chunksize=BATCH_ROWS))
 
 
 def read_spreadsheet(path: Path, spec: SourceSpec, settings: Settings) -> ReadFile:
@@ -229,16 +263,16 @@ def read_spreadsheet(path: Path, spec: SourceSpec, settings: Settings) -> ReadFi
         grid = sheet.to_python(skip_empty_area=False)
     except Exception as exc:  # calamine raises its own error types for broken workbooks
         raise FileReadError(f"无法读取 Excel 文件: {exc}") from None
-    first_filled = next((i for i, row in enumerate(grid) if any(_cell_text(v).strip() for v in row)), None)
+    first_filled = next((i for i, row in enumerate(grid) if any(cell_text(v).strip() for v in row)), None)
     if first_filled is None:
         raise FileReadError("Excel 工作表为空")
     profiles = [p for p in load_profiles(spec.name, settings) if p.matches_name(path.name)]
-    head = [[_cell_text(v) for v in row] for row in grid[:HEADER_SEARCH_ROWS]]
+    head = [[cell_text(v) for v in row] for row in grid[:HEADER_SEARCH_ROWS]]
     profile, header_index = choose_profile(profiles, path.name, head)
     if profile is None or (profile.skip_rows is None and not profile.header_contains):
         header_index = first_filled
-    headers = [_cell_text(v) for v in grid[header_index]]
-    rows = ((i + 1, [_cell_text(v) for v in grid[i]]) for i in range(header_index + 1, len(grid)))
+    headers = [cell_text(v) for v in grid[header_index]]
+    rows = ((i + 1, [cell_text(v) for v in grid[i]]) for i in range(header_index + 1, len(grid)))
     return _open_table(headers, rows, spec, settings, None, path.suffix.lower().lstrip("."), profile)
 
 
@@ -258,13 +292,12 @@ def read_parquet(path: Path, spec: SourceSpec, settings: Settings) -> ReadFile:
             column = pc.strftime(column, format="%Y-%m-%d %H:%M:%S")
         text_columns.append(pc.fill_null(column.cast(pa.string()), ""))
 
-    def rows():
-        for offset in range(0, table.num_rows, BATCH_ROWS):
-            chunk = [c.slice(offset, BATCH_ROWS).to_pylist() for c in text_columns]
-            for i, cells in enumerate(zip(*chunk)):
-                yield offset + i + 1, list(cells)
-
-    return _open_table(headers, rows(), spec, settings, None, "parquet")
+    batch_table = pa.table(
+        text_columns + [pa.array(range(1, table.num_rows + 1), pa.int32()), pa.nulls(table.num_rows, pa.string())],
+        schema=_batch_schema(len(headers)),
+    )
+    return _open_table(headers, None, spec, settings, None, "parquet",
+                       batches=iter(batch_table.to_batches(max_chunksize=BATCH_ROWS)))
 
 
 def statement_account(path: Path, settings: Settings) -> str | None:

@@ -181,3 +181,39 @@ def test_sync_reports_failed_drops_and_loads_the_rest(landing, conn):
     assert len(report.failed) == 1 and "bank_transactions/2025-03-03" in report.failed[0]
     assert report.rows_loaded == 1
     assert any("not_a_source" in w for w in report.warnings)
+
+
+def test_row_numbers_stay_exact_with_blank_lines_quoted_breaks_and_extra_cells(landing, conn):
+    write(landing, "bank_transactions", "2025-03-03", "b.csv", BANK_HEADER
+          + "6222,T1,2025-03-03 10:00:00,1.00,CNY,甲,,\n"
+          + "\n"
+          + '6222,T2,2025-03-03 10:00:00,2.00,CNY,乙,,"两行\n附言"\n'
+          + "6222,T3,2025-03-03 10:00:00,3.00,CNY,丙,,,多余\n"
+          + "6222,T4,2025-03-03 10:00:00,4.00,CNY,丁,,\n")
+    load_drop(conn, landing, "bank_transactions", date(2025, 3, 3), SETTINGS)
+    rows = bank_rows(conn)
+    assert [(r[0], r[5]) for r in rows] == [("T1", 2), ("T2", 4), ("T4", 7)]
+    assert rows[1][3] == "两行\n附言"
+    quarantined = conn.execute("SELECT _row_number, reason, raw_record FROM raw.quarantine").fetchone()
+    assert quarantined[0] == 6 and "字段数多于表头" in quarantined[1]
+
+
+def test_clean_files_take_the_fast_reader_with_the_same_result(landing, conn, tmp_path):
+    body = "".join(f"6222,T{i},2025-03-03 10:00:00,{i}.50,CNY,客户{i},,备注{i}\n" for i in range(1, 2001))
+    write(landing, "bank_transactions", "2025-03-03", "clean.csv", BANK_HEADER + body)
+    write(landing, "bank_transactions", "2025-03-04", "blank.csv", BANK_HEADER + body + "\n\n")  # exact path
+    sync_landing(conn, landing, date(2025, 3, 31), SETTINGS)
+    by_day = conn.execute(
+        "SELECT _drop_date, list(txn_id || ':' || CAST(amount AS VARCHAR) || ':' || _row_number ORDER BY _row_number) "
+        "FROM raw.bank_transactions GROUP BY 1 ORDER BY 1").fetchall()
+    assert len(by_day[0][1]) == 2000 and by_day[0][1] == by_day[1][1]
+    assert by_day[0][1][0] == "T1:1.50:2"
+
+
+def test_fast_reader_declines_what_it_cannot_number_exactly():
+    from recon_pipeline.readers import _fast_csv_batches
+
+    assert _fast_csv_batches("a,b\n1,2\n3,4\n", ",", 2) is not None
+    assert _fast_csv_batches("a,b\n1,2\n\n3,4\n", ",", 2) is None  # blank line
+    assert _fast_csv_batches('a,b\n1,"x\ny"\n', ",", 2) is None  # quoted line break
+    assert _fast_csv_batches("a,b\n1,2,3\n", ",", 2) is None  # wider row

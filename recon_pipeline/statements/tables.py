@@ -35,7 +35,7 @@ def decode_text(data: bytes) -> str | None:
     return None
 
 
-def _cell_text(value: object) -> str:
+def cell_text(value: object) -> str:
     """A spreadsheet cell as text. Numbers: integral floats (dates typed as 20250101) lose the
     `.0`; others use the shortest round-trip text, never float arithmetic."""
     if value is None:
@@ -66,7 +66,7 @@ def read_spreadsheet_rows(path: Path) -> list[list[str]]:
         rows: list[list[str]] = []
         for index in range(len(workbook.sheet_names)):
             sheet = workbook.get_sheet_by_index(index).to_python()
-            rows.extend([_cell_text(cell) for cell in row] for row in sheet)
+            rows.extend([cell_text(cell) for cell in row] for row in sheet)
             if rows:
                 break
         return rows
