@@ -29,7 +29,8 @@ def connect(path: str | Path, read_only: bool = False) -> Iterator[duckdb.DuckDB
     path = Path(path)
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
-    conn = duckdb.connect(str(path), read_only=read_only)
+    # No progress bar: `recon run` prints its own stages, and cron logs stay clean.
+    conn = duckdb.connect(str(path), read_only=read_only, config={"enable_progress_bar": False})
     try:
         yield conn
     finally:
