@@ -30,8 +30,9 @@ def connect(path: str | Path, read_only: bool = False) -> Iterator[duckdb.DuckDB
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
     # No progress bar: `recon run` prints its own stages, and cron logs stay clean.
-    conn = duckdb.connect(str(path), read_only=read_only, config={"enable_progress_bar": False})
+    conn = duckdb.connect(str(path), read_only=read_only)
     try:
+        conn.execute("SET enable_progress_bar = false")
         yield conn
     finally:
         conn.close()
