@@ -44,7 +44,17 @@ def test_dagster_dev_serves_the_asset_graph(tmp_path):
             except (OSError, KeyError, TypeError, ValueError):
                 time.sleep(1)
         assert keys, "dagster dev did not serve the asset graph within 120 s"
-        assert {"raw/bank_transactions", "matching/receipt_links", "mart/fct_order_reconciliation"} <= keys
+        assert {"raw/bank_transactions", "matching/receipt_links", "mart/fct_order_reconciliation", "mart/alerts",
+                "mart/health_metrics"} <= keys
+        query = json.dumps({"query": "{ workspaceOrError { ... on Workspace { locationEntries { locationOrLoadError {"
+                                     " ... on RepositoryLocation { repositories { schedules { name } sensors { name } } } } } } } }"}).encode()
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/graphql", data=query, headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            repositories = json.load(response)["data"]["workspaceOrError"]["locationEntries"][0]["locationOrLoadError"]["repositories"]
+        schedules = {s["name"] for r in repositories for s in r["schedules"]}
+        sensors = {s["name"] for r in repositories for s in r["sensors"]}
+        assert {"nightly_ingest_schedule", "diff_list_schedule", "health_refresh_schedule"} <= schedules
+        assert {"landing_drop_sensor", "run_failure_notification"} <= sensors
     finally:
         # dagster dev's children may outlive a SIGTERM to the parent: stop the whole group.
         os.killpg(process.pid, signal.SIGTERM)

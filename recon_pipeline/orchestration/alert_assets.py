@@ -34,7 +34,7 @@ def health_metrics(context: dg.AssetExecutionContext, recon: ReconResource):
     yield dg.AssetCheckResult(
         check_name="health_thresholds",
         passed=red.empty,
-        severity=dg.AssetCheckSeverity.WARN,
+        severity=dg.AssetCheckSeverity.ERROR,  # shown red in the UI; not blocking: the board still updates
         metadata={"red_metrics": dg.MetadataValue.json(red["metric"].tolist())},
         description="红灯指标: " + "、".join(red["metric"]) if not red.empty else "全部正常",
     )
