@@ -46,7 +46,6 @@ class DropResult:
     files: list[str]
     rows_loaded: int
     rows_quarantined: int
-    skipped: bool = False  # unchanged since the last load
 
 
 @dataclass

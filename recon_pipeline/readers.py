@@ -24,7 +24,6 @@ from recon_pipeline.settings import Settings
 from recon_pipeline.statements.tables import cell_text
 from recon_pipeline.sources import SourceSpec
 
-TABULAR_SUFFIXES = {".csv", ".txt", ".xlsx", ".xls", ".parquet"}
 BATCH_ROWS = 200_000
 csv.field_size_limit(16 * 1024 * 1024)
 

@@ -1,6 +1,5 @@
 """File profiles: exports with preambles, split amount columns, debit flags, own date formats."""
 
-from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 
