@@ -54,6 +54,18 @@ class ReadFile:
         return {p: h or f"column_{p + 1}" for p, h in enumerate(self.headers) if p not in self.mapping}
 
 
+def read_canonical_frame(path: Path, spec: SourceSpec, settings: Settings):
+    """A landing file as a pandas frame of text in canonical columns plus `_row_number`: how
+    the pipeline reads it, for tools and tests that want to look at a file."""
+    import pandas as pd
+
+    opened = read_landing_file(path, spec, settings)
+    table = pa.Table.from_batches(list(opened.batches), schema=_batch_schema(len(opened.headers)))
+    data = {column: table.column(position_column(p)).to_pylist() for p, column in sorted(opened.mapping.items())}
+    data["_row_number"] = table.column("_row_number").to_pylist()
+    return pd.DataFrame(data)
+
+
 def position_column(position: int) -> str:
     return f"c{position}"
 

@@ -37,13 +37,11 @@ def _truth(demo, name: str) -> pd.DataFrame:
 
 def _read_drop(path: Path) -> pd.DataFrame:
     """A landing file as text, headers mapped like the pipeline maps them (Chinese -> canonical)."""
-    from recon_pipeline.readers import read_landing_file
+    from recon_pipeline.readers import read_canonical_frame
     from recon_pipeline.settings import load_settings
 
     source = path.relative_to(path.parents[2]).parts[0]
-    read = read_landing_file(path, SOURCES[source], load_settings())
-    frames = [batch.to_pandas() for batch in read.batches]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=read.columns)
+    return read_canonical_frame(path, SOURCES[source], load_settings())
 
 
 def _all_rows(demo, source: str) -> pd.DataFrame:
