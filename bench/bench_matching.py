@@ -11,13 +11,27 @@ one-character typo) or is an unrelated payer.
 Baseline (same process): rapidfuzz `process.cdist` of every payer name against every customer
 name (`fuzz.token_set_ratio`, as ERPNext does), best score >= 85, timed on a sample of credits
 and scaled to all of them. Both single worker. Prints times, the ratio and recall on the sample.
+
+Matching stage on a real warehouse (read staging -> build_receipt_links -> write the seam):
+
+    .venv/bin/python bench/bench_matching.py --warehouse W.duckdb [--baseline-code DIR] [--as-of ...]
+
+runs `refresh_receipt_links` on a temporary copy of W (W itself is never written), in a child
+process per code version, and prints wall/CPU seconds per phase and peak RSS (VmHWM). With
+`--baseline-code` (a directory holding another `recon_pipeline` package, e.g. an older copy)
+the baseline runs in the same way in the same run, and the script prints the ratios and
+whether both wrote exactly the same rows.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import random
+import shutil
+import subprocess
 import sys
+import tempfile
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -116,13 +130,84 @@ def contracts_for(customers: pd.DataFrame) -> pd.DataFrame:
     }).drop_duplicates("order_id")
 
 
+# Child process: one matching stage on a warehouse copy, figures as JSON on the last line.
+_STAGE_SCRIPT = """
+import json, resource, sys, time
+from datetime import datetime
+sys.path.insert(0, sys.argv[1])
+import duckdb
+from recon_pipeline import receipt_links as rl
+from recon_pipeline.settings import load_settings
+
+def peak_mib():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM"):
+            return int(line.split()[1]) / 1024
+
+conn = duckdb.connect(sys.argv[2])
+settings, as_of = load_settings(), datetime.fromisoformat(sys.argv[3])
+figures, started = {}, time.perf_counter()
+wall, cpu = time.perf_counter(), time.process_time()
+def phase(name):
+    global wall, cpu
+    figures[name] = {"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu, "peak_mib": peak_mib()}
+    wall, cpu = time.perf_counter(), time.process_time()
+inputs = rl.read_matching_inputs(conn, as_of); phase("read")
+links = rl.build_receipt_links(inputs, settings); del inputs; phase("build")
+rows = rl.write_receipt_links(conn, links); phase("write")
+usage = resource.getrusage(resource.RUSAGE_SELF)
+figures["stage"] = {"wall": time.perf_counter() - started, "cpu": usage.ru_utime + usage.ru_stime,
+                    "peak_mib": peak_mib(), "rows": rows}
+digest = conn.execute(
+    "SELECT bit_xor(hash(account_no, txn_id, customer_id, order_id, allocated_amount, match_method,"
+    " match_score, match_status, evidence)), count(*) FROM matching.receipt_links").fetchone()
+figures["digest"] = [str(digest[0]), digest[1]]
+print(json.dumps(figures))
+"""
+
+
+def run_stage(code_root: Path, warehouse: Path, as_of: str) -> dict:
+    with tempfile.TemporaryDirectory(prefix="bench_matching_") as tmp:
+        copy = Path(tmp) / "w.duckdb"
+        shutil.copyfile(warehouse, copy)
+        done = subprocess.run([sys.executable, "-c", _STAGE_SCRIPT, str(code_root), str(copy), as_of],
+                              capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def bench_warehouse(warehouse: Path, baseline_code: Path | None, as_of: str) -> None:
+    current = run_stage(Path(__file__).resolve().parent.parent, warehouse, as_of)
+    results = {"current": current}
+    if baseline_code is not None:
+        results["baseline"] = run_stage(baseline_code, warehouse, as_of)
+    for label, figures in results.items():
+        print(f"{label}: " + "; ".join(
+            f"{phase} {figures[phase]['wall']:.1f}s wall / {figures[phase]['cpu']:.1f}s CPU"
+            for phase in ("read", "build", "write"))
+              + f"; stage {figures['stage']['wall']:.1f}s wall / {figures['stage']['cpu']:.1f}s CPU (all threads), "
+              f"peak RSS {figures['stage']['peak_mib']:,.0f} MiB, {figures['stage']['rows']:,} rows")
+    if "baseline" in results:
+        base = results["baseline"]["stage"]
+        print(f"ratio baseline/current: wall {base['wall'] / current['stage']['wall']:.2f}x, "
+              f"CPU {base['cpu'] / current['stage']['cpu']:.2f}x, "
+              f"peak RSS {base['peak_mib'] / current['stage']['peak_mib']:.2f}x")
+        same = results["baseline"]["digest"] == current["digest"]
+        print("same rows as the baseline:", "yes" if same else "NO")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--credits", type=int, default=1_000_000)
     parser.add_argument("--customers", type=int, default=100_000)
     parser.add_argument("--sample", type=int, default=200)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--warehouse", type=Path, help="run the matching stage on a copy of this warehouse")
+    parser.add_argument("--baseline-code", type=Path, help="directory with another recon_pipeline to compare")
+    parser.add_argument("--as-of", default="2025-05-06T09:00:00")
     args = parser.parse_args()
+    if args.warehouse is not None:
+        bench_warehouse(args.warehouse, args.baseline_code, args.as_of)
+        return
 
     rng = random.Random(args.seed)
     t0 = time.perf_counter()

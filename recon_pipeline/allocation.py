@@ -26,7 +26,7 @@ from itertools import combinations
 from typing import Iterable
 
 
-@dataclass
+@dataclass(slots=True)
 class OpenOrder:
     order_id: str
     customer_id: str
@@ -40,7 +40,7 @@ class OpenOrder:
         return self.due_cents - self.allocated_cents
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Allocation:
     order_id: str | None  # None: unapplied remainder
     cents: int
@@ -188,10 +188,13 @@ class OrderBook:
         pool = ranked[: self.max_subset_orders]
         if len(pool) < 2 or amount > sum(o.open_cents for o in pool) + self.tolerance_cents:
             return None
+        amounts = [o.open_cents for o in pool]
+        low, high = amount - self.tolerance_cents, amount + self.tolerance_cents
         for size in range(2, min(self.max_subset_size, len(pool)) + 1):
-            for combo in combinations(pool, size):
-                if self._fits(amount, sum(o.open_cents for o in combo)):
-                    return list(combo)
+            # Sums of plain ints in C; the index combinations run in the same (oldest-first) order.
+            for total, picked in zip(map(sum, combinations(amounts, size)), combinations(range(len(pool)), size)):
+                if low <= total <= high:
+                    return [pool[i] for i in picked]
         return None
 
 

@@ -27,19 +27,35 @@ from __future__ import annotations
 
 import json
 import re
-from collections import Counter, defaultdict
+from collections import defaultdict, namedtuple
 from dataclasses import dataclass, field
-from functools import lru_cache
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from rapidfuzz import fuzz, process
 
-from recon_pipeline.allocation import AllocationResult, OpenOrder, OrderBook, due_amounts
-from recon_pipeline.memo import credit_codes_in_text, order_ids_in_memo, order_refs_in_memo  # noqa: F401
-from recon_pipeline.names import DEFAULT_CHANNEL_PREFIXES, NameParts, parse_company_name, regions_compatible
+from recon_pipeline.allocation import (
+    AllocationResult,
+    OpenOrder,
+    OrderBook,
+    due_amounts,
+)
+from recon_pipeline.memo import (  # noqa: F401
+    credit_codes_in_text,
+    order_ids_in_memo,
+    order_refs_in_memo,
+)
+from recon_pipeline.names import (
+    DEFAULT_CHANNEL_PREFIXES,
+    NameParts,
+    masked_regex,
+    parse_company_name,
+    regions_compatible,
+)
 from recon_pipeline.settings import Settings
 
 LINK_COLUMNS = [
@@ -114,7 +130,7 @@ class MatchOptions:
 # Customer index and name resolution
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class NameMatch:
     """What a payer name says about the customer. `customer_id` None: no link."""
 
@@ -131,6 +147,9 @@ class NameMatch:
 
 
 _NO_MATCH = NameMatch(None, "none", 0, "no_payer_name")
+# Placeholder for a name only fuzzy scoring could link, on a line where that cannot matter.
+_NOT_RESOLVED = NameMatch(None, "none", 0, "not_resolved")
+_UNRESOLVED = object()
 _RESCORE = 10  # candidates re-scored name-aware after the plain C ratio
 
 
@@ -151,6 +170,7 @@ class CustomerIndex:
     by_credit_code: dict[str, int]
     postings: dict[str, list[int]]
     position: dict[str, int]
+    _arrays: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # postings as arrays, on demand
 
     @classmethod
     def build(cls, customers: pd.DataFrame, channel_prefixes: tuple[str, ...] = DEFAULT_CHANNEL_PREFIXES) -> "CustomerIndex":
@@ -184,17 +204,32 @@ class CustomerIndex:
                    {cid: i for i, cid in enumerate(ids)})
 
     def candidates(self, payer: NameParts, options: MatchOptions) -> list[int]:
-        """Customers sharing the payer's rarer core bigrams (blocking instead of all pairs)."""
+        """Customers sharing the payer's rarer core bigrams (blocking instead of all pairs).
+
+        Most shared bigrams first; ties broken by customer position, not by set order (which
+        changes with the process' string hash seed): the same inputs give the same candidates
+        on every run.
+        """
         grams = set(bigrams(payer.core)) or ({payer.core} if payer.core else set())
-        hits: Counter = Counter()
-        rare = [g for g in grams if 0 < len(self.postings.get(g, ())) <= options.blocking_max_postings]
-        for gram in rare:
-            hits.update(self.postings[gram])
-        if not hits and grams:  # only common bigrams: fall back to the least common one
-            known = [g for g in grams if g in self.postings]
-            if known:
-                hits.update(self.postings[min(known, key=lambda g: len(self.postings[g]))][: options.blocking_max_postings])
-        return [i for i, _ in hits.most_common(options.max_candidates)]
+        postings = self.postings
+        rare = [g for g in grams if 0 < len(postings.get(g, ())) <= options.blocking_max_postings]
+        if rare:
+            hits = np.concatenate([self._posting_array(g) for g in rare])
+        else:  # only common bigrams: fall back to the least common one
+            known = [g for g in grams if g in postings]
+            if not known:
+                return []
+            least = min(known, key=lambda g: (len(postings[g]), g))
+            hits = self._posting_array(least)[: options.blocking_max_postings]
+        customers, counts = np.unique(hits, return_counts=True)  # customers ascending
+        best = np.argsort(-counts, kind="stable")[: options.max_candidates]
+        return customers[best].tolist()
+
+    def _posting_array(self, gram: str) -> np.ndarray:
+        array = self._arrays.get(gram)
+        if array is None:
+            array = self._arrays[gram] = np.asarray(self.postings[gram], dtype=np.int64)
+        return array
 
 
 def name_score(payer: NameParts, customer: NameParts, options: MatchOptions) -> int:
@@ -216,8 +251,7 @@ def name_score(payer: NameParts, customer: NameParts, options: MatchOptions) -> 
 
 
 def _masked_full_match(payer: NameParts, customer: NameParts) -> bool:
-    parts = [re.escape(p) for p in payer.normalized.split("*")]
-    return re.match("^" + ".+".join(parts) + "$", customer.normalized) is not None
+    return masked_regex(payer.normalized).match(customer.normalized) is not None
 
 
 @dataclass
@@ -255,13 +289,17 @@ class Learned:
 
 
 def _clean(value) -> str:
+    if type(value) is str:
+        return value.strip()
     if value is None or (isinstance(value, float) and value != value) or value is pd.NA or value is pd.NaT:
         return ""
     return str(value).strip()
 
 
 def account_key(counterparty_account, payer: NameParts) -> str:
-    digits = "".join(ch for ch in _clean(counterparty_account) if ch.isalnum())
+    digits = _clean(counterparty_account)
+    if not digits.isalnum():
+        digits = "".join(ch for ch in digits if ch.isalnum())
     return digits or payer.account_digits
 
 
@@ -278,7 +316,7 @@ def learn_from_finance(inputs: MatchingInputs, contracts: pd.DataFrame, options:
     """Confirmed payer accounts and names (learned aliases) and rejections, with provenance."""
     learned = Learned()
     as_of = pd.Timestamp(inputs.as_of) if inputs.as_of is not None else None
-    order_customer = dict(zip(contracts["order_id"], contracts["customer_id"]))
+    order_customer = dict(zip(_column_values(contracts["order_id"]), _column_values(contracts["customer_id"])))
     decided_txns: set[str] = set()
     for frame in (inputs.writeoffs, inputs.feedback):
         if frame is not None and not frame.empty:
@@ -286,7 +324,8 @@ def learn_from_finance(inputs: MatchingInputs, contracts: pd.DataFrame, options:
     lines_by_txn: dict[str, list[tuple]] = defaultdict(list)
     if decided_txns:
         bank = inputs.bank[inputs.bank["txn_id"].astype(str).isin(decided_txns)]
-        for line in zip(bank["account_no"], bank["txn_id"], bank["counterparty_name"], bank["counterparty_account"]):
+        for line in zip(*(_column_values(bank[c]) for c in ("account_no", "txn_id", "counterparty_name",
+                                                              "counterparty_account"))):
             lines_by_txn[str(line[1])].append(line)
 
     def remember(account_no, txn_id, name, account_raw, customer_id, provenance):
@@ -305,7 +344,7 @@ def learn_from_finance(inputs: MatchingInputs, contracts: pd.DataFrame, options:
     writeoffs = inputs.writeoffs
     if writeoffs is not None and not writeoffs.empty:
         active = writeoffs[writeoffs["status"].fillna("active") == "active"]
-        for wo in active.itertuples(index=False):
+        for wo in _records(active[["writeoff_id", "txn_id", "order_id", "confirmed_by", "confirmed_at"]], "WriteOff"):
             customer_id = order_customer.get(wo.order_id)
             if not customer_id or not decided_in_time(wo.confirmed_at):
                 continue
@@ -317,7 +356,7 @@ def learn_from_finance(inputs: MatchingInputs, contracts: pd.DataFrame, options:
     feedback = inputs.feedback
     if feedback is not None and not feedback.empty:
         ordered = feedback.sort_values(["decided_at", "feedback_id"], na_position="first")
-        for fb in ordered.itertuples(index=False):
+        for fb in _records(ordered, "Feedback"):
             if not decided_in_time(fb.decided_at):
                 continue
             customer_id = _clean(fb.customer_id) or order_customer.get(_clean(getattr(fb, "order_id", "")))
@@ -341,50 +380,70 @@ def learn_from_finance(inputs: MatchingInputs, contracts: pd.DataFrame, options:
 
 
 class NameResolver:
-    """Resolves distinct payer names once (payers repeat a lot across bank lines)."""
+    """Resolves distinct payer names once (payers repeat a lot across bank lines).
+
+    Resolution has two stages: the strong one (credit code, exact core name, alias, learned
+    alias), then fuzzy scoring. `strong_only` stops after the first stage, for lines whose
+    outcome a fuzzy suggestion cannot change (bank debits nobody decided on).
+    """
 
     def __init__(self, index: CustomerIndex, learned: Learned, options: MatchOptions):
         self.index, self.learned, self.options = index, learned, options
-        self._cache: dict[tuple[str, frozenset], NameMatch] = {}
+        # key -> final match; None: the strong stage found nothing, fuzzy not computed yet.
+        self._cache: dict[tuple[str, frozenset, bool], NameMatch | None] = {}
 
-    def resolve(self, payer: NameParts, excluded: frozenset[str] = frozenset(), use_learned: bool = True) -> NameMatch:
+    def resolve(self, payer: NameParts, excluded: frozenset[str] = frozenset(), use_learned: bool = True,
+                strong_only: bool = False, remember: bool = True) -> NameMatch:
+        """`remember` False: the name will not come again, do not keep its result."""
         key = (payer.raw, excluded, use_learned)
-        if key not in self._cache:
-            self._cache[key] = self._resolve(payer, excluded, use_learned)
-        return self._cache[key]
+        found = self._cache.get(key, _UNRESOLVED)
+        if found is _UNRESOLVED:
+            found = self._resolve_strong(payer, excluded, use_learned)
+            if remember:
+                self._cache[key] = found
+        if found is not None:
+            return found
+        if strong_only:
+            return _NOT_RESOLVED
+        found = self._fuzzy(payer, excluded)
+        if remember:
+            self._cache[key] = found
+        return found
 
-    def _resolve(self, payer: NameParts, excluded: frozenset[str], use_learned: bool) -> NameMatch:
-        index, options = self.index, self.options
+    def _resolve_strong(self, payer: NameParts, excluded: frozenset[str], use_learned: bool) -> NameMatch | None:
+        """The match without fuzzy scoring, or None when only fuzzy scoring can tell."""
+        index = self.index
         if payer.is_empty:
             return _NO_MATCH
+        if payer.masked:
+            return None
         allowed = lambda i: index.ids[i] not in excluded  # noqa: E731
-        if not payer.masked:
-            for code in credit_codes_in_text(payer.raw):
-                i = index.by_credit_code.get(code)
-                if i is not None and allowed(i):
-                    return NameMatch(index.ids[i], "exact_name", 100, "credit_code", ((index.ids[i], 100),))
-            same_core = [i for i in index.by_core.get(payer.core, []) if allowed(i)]
-            compatible = [i for i in same_core if regions_compatible(payer.regions, index.parts[i].regions)]
-            if len(compatible) > 1 and payer.regions:  # the payer's own region picks one
-                exact_region = [i for i in compatible if set(index.parts[i].regions) == set(payer.regions)]
-                compatible = exact_region if len(exact_region) == 1 else compatible
-            if len(compatible) == 1:
-                return NameMatch(index.ids[compatible[0]], "exact_name", 100, "", ((index.ids[compatible[0]], 100),))
-            if len(compatible) > 1:
-                # Several customers share the core name; one registered alias settles it.
-                aliased = [i for i in compatible if i in index.by_alias.get(payer.core, [])]
-                if len(aliased) == 1:
-                    return NameMatch(index.ids[aliased[0]], "alias", 100, "", ((index.ids[aliased[0]], 100),))
-                return NameMatch(None, "none", 0, "ambiguous_exact_name",
-                                 tuple((index.ids[i], 100) for i in compatible[:5]))
-            aliased = [i for i in index.by_alias.get(payer.core, []) if allowed(i)
-                       and regions_compatible(payer.regions, index.parts[i].regions)]
+        for code in credit_codes_in_text(payer.raw):
+            i = index.by_credit_code.get(code)
+            if i is not None and allowed(i):
+                return NameMatch(index.ids[i], "exact_name", 100, "credit_code", ((index.ids[i], 100),))
+        same_core = [i for i in index.by_core.get(payer.core, []) if allowed(i)]
+        compatible = [i for i in same_core if regions_compatible(payer.regions, index.parts[i].regions)]
+        if len(compatible) > 1 and payer.regions:  # the payer's own region picks one
+            exact_region = [i for i in compatible if set(index.parts[i].regions) == set(payer.regions)]
+            compatible = exact_region if len(exact_region) == 1 else compatible
+        if len(compatible) == 1:
+            return NameMatch(index.ids[compatible[0]], "exact_name", 100, "", ((index.ids[compatible[0]], 100),))
+        if len(compatible) > 1:
+            # Several customers share the core name; one registered alias settles it.
+            aliased = [i for i in compatible if i in index.by_alias.get(payer.core, [])]
             if len(aliased) == 1:
                 return NameMatch(index.ids[aliased[0]], "alias", 100, "", ((index.ids[aliased[0]], 100),))
-            customer_id, provenance = self.learned.name_customer(payer.normalized) if use_learned else (None, None)
-            if customer_id and customer_id not in excluded and customer_id in index.position:
-                return NameMatch(customer_id, "alias", 100, "learned_alias", ((customer_id, 100),), provenance)
-        return self._fuzzy(payer, excluded)
+            return NameMatch(None, "none", 0, "ambiguous_exact_name",
+                             tuple((index.ids[i], 100) for i in compatible[:5]))
+        aliased = [i for i in index.by_alias.get(payer.core, []) if allowed(i)
+                   and regions_compatible(payer.regions, index.parts[i].regions)]
+        if len(aliased) == 1:
+            return NameMatch(index.ids[aliased[0]], "alias", 100, "", ((index.ids[aliased[0]], 100),))
+        customer_id, provenance = self.learned.name_customer(payer.normalized) if use_learned else (None, None)
+        if customer_id and customer_id not in excluded and customer_id in index.position:
+            return NameMatch(customer_id, "alias", 100, "learned_alias", ((customer_id, 100),), provenance)
+        return None
 
     def _fuzzy(self, payer: NameParts, excluded: frozenset[str]) -> NameMatch:
         index, options = self.index, self.options
@@ -392,7 +451,7 @@ class NameResolver:
         if not payer.masked and len(pool) > _RESCORE:
             # Plain ratio in C for the whole pool; the name-aware score for the best and for
             # those sharing the brand (which the plain ratio underrates).
-            ratios = process.cdist([payer.core], [index.parts[i].core for i in pool], scorer=fuzz.ratio)[0]
+            ratios = process.cdist([payer.core], [index.parts[i].core for i in pool], scorer=fuzz.ratio)[0].tolist()
             order = sorted(range(len(pool)), key=lambda k: (-ratios[k], pool[k]))
             keep = set(order[:_RESCORE]) | {k for k in range(len(pool)) if index.parts[pool[k]].brand == payer.brand}
             pool = [pool[k] for k in sorted(keep)]
@@ -417,7 +476,7 @@ class NameResolver:
 # Linking one bank line
 
 
-@dataclass
+@dataclass(slots=True)
 class LineLink:
     customer_id: str | None
     method: str
@@ -426,6 +485,8 @@ class LineLink:
     memo_orders: list[str]
     evidence: dict
     static_json: str | None = None  # the evidence serialized once, for lines sharing a payer
+    shareable: bool = False  # lines with the same payer get the same link (and evidence)
+    complete: bool = True  # False: fuzzy scoring skipped (`strong_only`), valid for that line only
 
 
 def _plausible(payer: NameParts, account: str, customer_id: str, name_match: NameMatch,
@@ -444,6 +505,12 @@ def _plausible(payer: NameParts, account: str, customer_id: str, name_match: Nam
     return score >= options.plausible_payer_score, score
 
 
+@lru_cache(maxsize=65_536)
+def _memo_refs(memo: str, region_codes: frozenset[str]) -> tuple:
+    """Order references in a memo; cached because most memos repeat (运费, 货款, ...)."""
+    return tuple(order_refs_in_memo(memo, region_codes))
+
+
 _PERSON_NAME = re.compile(r"^[\u4e00-\u9fff]{2,4}$")
 
 
@@ -459,20 +526,23 @@ def _learned_here(provenance: dict | None, account_no: str, txn_id: str) -> bool
 
 def link_line(account_no: str, txn_id: str, payer: NameParts, account: str, memo: str,
               region_codes: frozenset[str], order_customer: dict[str, str], resolver: NameResolver,
-              learned: Learned) -> LineLink:
+              learned: Learned, strong_only: bool = False, remember: bool = True) -> LineLink:
+    """How one bank line links to a customer. `strong_only`: the caller uses the link only when
+    it is automatic (a debit nobody decided on), so fuzzy suggestions need not be computed."""
     index, options = resolver.index, resolver.options
     keys = payer_keys(account, payer)
     rejected = learned.rejected_for(account_no, txn_id, keys)
     evidence: dict[str, Any] = {"payer": payer}
     if account:
         evidence["payer_account"] = account
-    refs = [r for r in order_refs_in_memo(memo, region_codes) if r.order_id in order_customer]
+    refs = [r for r in _memo_refs(memo, region_codes) if r.order_id in order_customer]
     if refs:
         evidence["memo"] = memo
         evidence["memo_tokens"] = {r.token: r.order_id for r in refs}
-    name_match = resolver.resolve(payer, rejected)
+    strong_only = strong_only and not refs  # memo orders: a fuzzy name match makes the payer plausible
+    name_match = resolver.resolve(payer, rejected, strong_only=strong_only, remember=remember)
     if name_match.learned and _learned_here(name_match.learned, account_no, txn_id):
-        name_match = resolver.resolve(payer, rejected, use_learned=False)
+        name_match = resolver.resolve(payer, rejected, use_learned=False, strong_only=strong_only, remember=remember)
     account_customer, account_provenance = learned.account_customer(account)
     if account_customer in rejected or _learned_here(account_provenance, account_no, txn_id):
         account_customer = None
@@ -509,6 +579,8 @@ def link_line(account_no: str, txn_id: str, payer: NameParts, account: str, memo
         evidence["reason"] = name_match.reason
     if name_match.learned:
         evidence["learned_alias"] = name_match.learned
+    if name_match is _NOT_RESOLVED:
+        return LineLink(None, "none", 0, "unmatched", [], evidence, complete=False)
     if name_match.customer_id is None:
         return LineLink(None, "none", name_match.score, "unmatched", [], evidence)
     status = "auto_linked" if name_match.strong else "suggested"
@@ -526,19 +598,23 @@ def _order_book(inputs: MatchingInputs, options: MatchOptions, tolerance_cents: 
     if invoices is not None and not invoices.empty:
         issued = invoices[(invoices["status"].fillna("issued") != "voided") & invoices["order_id"].notna()
                           & invoices["total_amount_cents"].notna()]
-        invoice_rows = zip(issued["order_id"], issued["total_amount_cents"].astype("int64"),
-                           issued["invoice_type"].fillna("normal"))
+        invoice_rows = zip(_column_values(issued["order_id"]), _column_values(issued["total_amount_cents"].astype("int64")),
+                           _column_values(issued["invoice_type"].fillna("normal")))
     else:
         invoice_rows = iter(())
-    contract_cents = dict(zip(live["order_id"], live["amount_cents"].astype("int64")))
+    contract_cents = dict(zip(_column_values(live["order_id"]), _column_values(live["amount_cents"].astype("int64"))))
     due = due_amounts(contract_cents, invoice_rows)
     signed = pd.to_datetime(live["signed_at"], errors="coerce")
+    # Oldest first: (no date?, signed_at as an integer, order_id) sorts like the timestamps.
+    unsigned = signed.isna().to_numpy()
+    signed_ticks = signed.to_numpy(dtype="datetime64[us]").astype("int64")
+    signed_ticks[unsigned] = 0
     orders = [
-        OpenOrder(order_id, str(customer_id), int(due[order_id]),
-                  (1 if pd.isna(when) else 0, pd.Timestamp.max if pd.isna(when) else when, order_id),
+        OpenOrder(order_id, str(customer_id), int(due[order_id]), (int(no_date), ticks, order_id),
                   cancelled=status == "cancelled")
-        for order_id, customer_id, when, status in zip(live["order_id"], live["customer_id"], signed,
-                                                       live["status"].fillna("signed"))
+        for order_id, customer_id, no_date, ticks, status in zip(
+            _column_values(live["order_id"]), _column_values(live["customer_id"]), unsigned.tolist(),
+            signed_ticks.tolist(), _column_values(live["status"].fillna("signed")))
     ]
     return OrderBook.from_orders(orders, tolerance_cents=tolerance_cents,
                                  max_subset_orders=options.subset_sum_max_orders,
@@ -548,12 +624,15 @@ def _order_book(inputs: MatchingInputs, options: MatchOptions, tolerance_cents: 
 def build_receipt_links(inputs: MatchingInputs, settings: Settings | None = None) -> pd.DataFrame:
     options = MatchOptions.from_settings(settings)
     tolerance_cents = int((settings.amount_tolerance if settings else 1) * 100)
-    bank = inputs.bank.drop_duplicates(["account_no", "txn_id"], keep="first")
+    bank = inputs.bank[list(_BANK_COLUMNS) + ["txn_time"]].drop_duplicates(["account_no", "txn_id"], keep="first")
     bank = bank.assign(_time=pd.to_datetime(bank["txn_time"], errors="coerce"))
     bank = bank.sort_values(["_time", "account_no", "txn_id"], kind="stable", na_position="last")
     contracts = inputs.contracts
-    order_customer = {o: str(c) for o, c in zip(contracts["order_id"], contracts["customer_id"]) if isinstance(c, str)}
-    region_codes = frozenset(str(o)[2:4].upper() for o in contracts["order_id"] if isinstance(o, str) and len(o) >= 4)
+    contract_orders = _column_values(contracts["order_id"])
+    order_customer = {o: str(c) for o, c in zip(contract_orders, _column_values(contracts["customer_id"]))
+                      if isinstance(c, str)}
+    region_codes = frozenset(str(o)[2:4].upper() for o in contract_orders if isinstance(o, str) and len(o) >= 4)
+    del contract_orders
 
     index = CustomerIndex.build(inputs.customers, options.channel_prefixes)
     learned = learn_from_finance(inputs, contracts, options)
@@ -563,55 +642,141 @@ def build_receipt_links(inputs: MatchingInputs, settings: Settings | None = None
     writeoffs_by_txn: dict[str, list] = defaultdict(list)
     if inputs.writeoffs is not None and not inputs.writeoffs.empty:
         active = inputs.writeoffs[inputs.writeoffs["status"].fillna("active") == "active"]
-        for wo in active.itertuples(index=False):
+        for wo in _records(active[["writeoff_id", "txn_id", "order_id", "amount_cents"]], "WriteOff"):
             if isinstance(wo.order_id, str) and wo.order_id in book.orders and not pd.isna(wo.amount_cents):
                 writeoffs_by_txn[str(wo.txn_id)].append(wo)
                 book.reserve(wo.order_id, int(wo.amount_cents))
 
-    rows: list[tuple] = []
-    columns = zip(*(bank[c].tolist() for c in ("account_no", "txn_id", "amount_cents", "counterparty_name",
-                                               "counterparty_account", "memo")))
     # Lines whose memo names no order and that finance has not decided on depend on the payer
-    # only: link each distinct payer once (payers repeat a lot).
+    # only: link each distinct payer once (payers repeat a lot). Links computed `strong_only`
+    # are kept apart: a credit from the same payer needs the fuzzy suggestion too. Only
+    # payers that occur again are remembered (most occur once: no point keeping them).
+    payer_repeats = bank.duplicated(["counterparty_name", "counterparty_account"], keep=False).to_numpy()
+    name_repeats = bank.duplicated(["counterparty_name"], keep=False).to_numpy()
     by_payer: dict[tuple, LineLink] = {}
+    by_payer_strong: dict[tuple, LineLink] = {}
     decided = set(learned.confirmed_txn) | set(learned.rejected_txn)
-    for account_no, txn_id, amount, name, account_raw, memo in columns:
-        account_no, txn_id, amount = str(account_no), str(txn_id), int(amount)
-        memo = memo if isinstance(memo, str) else ""
-        name = name if isinstance(name, str) else None
-        cacheable = not _HAS_DIGIT.search(memo) and (account_no, txn_id) not in decided
-        cache_key = (name, account_raw if isinstance(account_raw, str) else None)
-        if cacheable and cache_key in by_payer:
-            link = by_payer[cache_key]
-        else:
-            payer = parse_company_name(name, options.channel_prefixes)
-            account = account_key(account_raw, payer)
-            link = link_line(account_no, txn_id, payer, account, memo, region_codes, order_customer, resolver,
-                             learned)
-            if cacheable and not learned.rejected_payer:
-                link.static_json = _dump(link.evidence)
-                by_payer[cache_key] = link
-        rows.extend(_allocate_line(account_no, txn_id, amount, link, book, learned,
-                                   writeoffs_by_txn.get(txn_id, [])))
+    share = not learned.rejected_payer
+    frames: list[pd.DataFrame] = []
+    # Bank lines in slices: Python objects for one slice at a time; each slice's rows become a
+    # compact (Arrow-backed) frame right away.
+    for start in range(0, len(bank), _SLICE_ROWS):
+        part = bank.iloc[start:start + _SLICE_ROWS]
+        columns = zip(*(_column_values(part[c]) for c in _BANK_COLUMNS), payer_repeats[start:start + _SLICE_ROWS].tolist(),
+                      name_repeats[start:start + _SLICE_ROWS].tolist())
+        rows: list[tuple] = []
+        for account_no, txn_id, amount, name, account_raw, memo, payer_repeat, name_repeat in columns:
+            account_no, txn_id, amount = str(account_no), str(txn_id), int(amount)
+            memo = memo if isinstance(memo, str) else ""
+            name = name if isinstance(name, str) else None
+            writeoffs = writeoffs_by_txn.get(txn_id, _NONE)
+            # A debit counts only when linked automatically (or by finance): no fuzzy suggestion needed.
+            strong_only = amount < 0 and not writeoffs and (account_no, txn_id) not in learned.confirmed_txn
+            cacheable = payer_repeat and share and not _HAS_DIGIT.search(memo) and (account_no, txn_id) not in decided
+            link = None
+            if cacheable:
+                cache_key = (name, account_raw if isinstance(account_raw, str) else None)
+                link = by_payer.get(cache_key)
+                if link is None and strong_only:
+                    link = by_payer_strong.get(cache_key)
+            if link is None:
+                payer = parse_company_name(name, options.channel_prefixes)
+                account = account_key(account_raw, payer)
+                link = link_line(account_no, txn_id, payer, account, memo, region_codes, order_customer, resolver,
+                                 learned, strong_only=strong_only, remember=name_repeat)
+                if cacheable:
+                    if link.complete:
+                        link.shareable = True
+                        by_payer[cache_key] = link
+                    else:  # only whether it links automatically matters: keep no evidence for it
+                        by_payer_strong[cache_key] = link if link.status == "auto_linked" else _UNLINKED_DEBIT
+            if amount < 0 and strong_only and link.status != "auto_linked":
+                continue  # an unlinked debit leaves no row
+            rows.extend(_allocate_line(account_no, txn_id, amount, link, book, learned, writeoffs))
+        if rows:
+            frames.append(_links_frame(rows))
+        del rows, columns, part
+    del by_payer, by_payer_strong, resolver, bank
+    # The per-run caches of distinct payer names are not needed after the run.
+    parse_company_name.cache_clear()
+    _payer_json.cache_clear()
+    _memo_refs.cache_clear()
+    return _concat_frames(frames)
+
+
+_BANK_COLUMNS = ("account_no", "txn_id", "amount_cents", "counterparty_name", "counterparty_account", "memo")
+_SLICE_ROWS = 100_000
+
+
+_NONE: list = []
+_UNLINKED_DEBIT = LineLink(None, "none", 0, "unmatched", [], {}, complete=False)
+
+
+def _column_values(column: pd.Series) -> list:
+    """A column as a Python list, the same values as iterating it, in one call (iterating a
+    pandas column element by element is slow for Arrow-backed strings)."""
+    return column.tolist()
+
+
+def _records(frame: pd.DataFrame, name: str) -> list[tuple]:
+    """The rows as named tuples, like `itertuples(index=False)`, built from whole columns."""
+    row = namedtuple(name, list(frame.columns), rename=True)
+    return [row(*values) for values in zip(*(_column_values(frame[c]) for c in frame.columns))]
+
+
+def _links_frame(rows: list[tuple]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=LINK_COLUMNS)
 
 
+def _concat_frames(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """One frame from the slices' frames, typed as if built from all rows at once."""
+    if not frames:
+        return _links_frame([])
+    if len(frames) == 1:
+        return frames[0]
+    # A slice whose column holds only missing values infers `object`; the whole column is text.
+    for column in ("customer_id", "order_id", "evidence"):
+        if any(f[column].dtype == "str" for f in frames):
+            for f in frames:
+                if f[column].dtype != "str":
+                    f[column] = f[column].astype("str")
+    return pd.concat(frames, ignore_index=True)
+
+
 _HAS_DIGIT = re.compile(r"[0-9０-９]")
+# One encoder for all evidence (`json.dumps` with options builds a new one on every call).
+_JSON = json.JSONEncoder(ensure_ascii=False, default=str)
 
 
 @lru_cache(maxsize=500_000)
 def _payer_json(payer: NameParts) -> str:
-    return json.dumps(payer.evidence(), ensure_ascii=False)
+    return _JSON.encode(payer.evidence())
 
 
 def _dump(evidence: dict) -> str:
     """Evidence as JSON; the payer part is serialized once per distinct payer."""
     payer = evidence.get("payer")
     if not isinstance(payer, NameParts):
-        return json.dumps(evidence, ensure_ascii=False, default=str)
+        return _JSON.encode(evidence)
     rest = {k: v for k, v in evidence.items() if k != "payer"}
-    tail = json.dumps(rest, ensure_ascii=False, default=str)[1:] if rest else "}"
+    tail = _JSON.encode(rest)[1:] if rest else "}"
     return '{"payer": ' + _payer_json(payer) + (", " + tail if rest else tail)
+
+
+_EXTRA_JSON: dict[tuple, str] = {}
+
+
+def _extra_json(extra: dict) -> str:
+    """JSON of what allocation adds; the common shapes (fit, mismatch flags) serialized once."""
+    if extra.keys() <= {"allocation", "amount_mismatch"}:
+        allocation = extra.get("allocation")
+        key = (tuple(extra), tuple(allocation.items()) if isinstance(allocation, dict) else allocation,
+               extra.get("amount_mismatch"))
+        text = _EXTRA_JSON.get(key)
+        if text is None:
+            text = _EXTRA_JSON[key] = _JSON.encode(extra)
+        return text
+    return _JSON.encode(extra)
 
 
 def _allocate_line(account_no: str, txn_id: str, amount: int, link: LineLink, book: OrderBook,
@@ -619,10 +784,14 @@ def _allocate_line(account_no: str, txn_id: str, amount: int, link: LineLink, bo
     extra: dict[str, Any] = {}  # evidence this step adds to the link's
 
     def dump() -> str:
-        static = link.static_json or _dump(link.evidence)
+        static = link.static_json
+        if static is None:
+            static = _dump(link.evidence)
+            if link.shareable:  # serialized once, when a line of this payer first needs it
+                link.static_json = static
         if not extra:
             return static
-        return static[:-1] + (", " if len(static) > 2 else "") + json.dumps(extra, ensure_ascii=False, default=str)[1:]
+        return static[:-1] + (", " if len(static) > 2 else "") + _extra_json(extra)[1:]
 
     customer_id, method, score, status = link.customer_id, link.method, link.score, link.status
     rows: list[tuple] = []

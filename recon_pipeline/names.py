@@ -47,7 +47,14 @@ DEFAULT_CHANNEL_PREFIXES = ("支付宝", "财付通", "微信支付", "微信", 
                             "拉卡拉", "快钱", "易宝支付", "网银在线")
 
 
-@dataclass(frozen=True)
+@lru_cache(maxsize=4096)
+def masked_regex(masked: str) -> re.Pattern:
+    """A regex for a masked name: each `*` hides one or more characters (compiled once per name)."""
+    parts = [re.escape(p) for p in masked.split("*")]
+    return re.compile("^" + ".+".join(parts) + "$")
+
+
+@dataclass(frozen=True, slots=True)
 class NameParts:
     """A company name taken apart. `core` = brand + industry, the string names are matched on."""
 
@@ -70,8 +77,7 @@ class NameParts:
         """For a masked name, a regex over a customer's core (each `*` hides one or more chars)."""
         if not self.masked:
             return None
-        parts = [re.escape(p) for p in self.core.split("*")]
-        return re.compile("^" + ".+".join(parts) + "$")
+        return masked_regex(self.core)
 
     def evidence(self) -> dict:
         return {"raw": self.raw, "normalized": self.normalized, "core": self.core,
@@ -165,6 +171,7 @@ def _is_region_text(text: str) -> list[str] | None:
     return found or None
 
 
+@lru_cache(maxsize=65_536)
 def canonical_region(word: str) -> str:
     """A region word in its short form (北京市 -> 北京), to compare regions written differently."""
     for suffix in _ADMIN_SUFFIXES:
@@ -193,7 +200,8 @@ def parse_company_name(raw: str | None, channel_prefixes: tuple[str, ...] = DEFA
 
     digits = [re.sub(r"\D", "", m) for m in _ACCOUNT_RUN.findall(text)]
     account_digits = max(digits, key=len) if digits else ""
-    text = _ACCOUNT_RUN.sub(" ", text)
+    if digits:
+        text = _ACCOUNT_RUN.sub(" ", text)
 
     regions: list[str] = []
     legal: list[str] = []
@@ -209,7 +217,7 @@ def parse_company_name(raw: str | None, channel_prefixes: tuple[str, ...] = DEFA
             return ""
         return inner
 
-    previous = None
+    previous = None if "(" in text else text  # no bracket: nothing to take apart
     while previous != text:  # nested brackets
         previous, text = text, _BRACKETED.sub(bracket, text)
     text = text.replace("(", "").replace(")", "")

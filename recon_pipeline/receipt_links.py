@@ -44,9 +44,12 @@ def read_matching_inputs(conn: duckdb.DuckDBPyConnection, as_of: datetime) -> Ma
 
 
 def write_receipt_links(conn: duckdb.DuckDBPyConnection, links: pd.DataFrame) -> int:
-    """Replace the seam table with this run's links (sorted, so reruns write the same rows)."""
+    """Replace the seam table with this run's links (sorted, so reruns write the same rows).
+
+    DuckDB reads the frame's columns in place and sorts them itself: no sorted pandas copy.
+    """
     ensure_schema(conn)
-    frame = links[LINK_COLUMNS].sort_values(["account_no", "txn_id", "order_id"], na_position="last")
+    frame = links[LINK_COLUMNS] if list(links.columns) != LINK_COLUMNS else links
     conn.register("_links", frame)
     conn.execute("BEGIN TRANSACTION")
     try:
@@ -56,7 +59,8 @@ def write_receipt_links(conn: duckdb.DuckDBPyConnection, links: pd.DataFrame) ->
                SELECT account_no, txn_id, customer_id, order_id,
                       CAST(CAST(allocated_cents AS DECIMAL(18,0)) * 0.01 AS DECIMAL(18,2)),
                       match_method, CAST(match_score AS INTEGER), match_status, evidence
-               FROM _links"""
+               FROM _links
+               ORDER BY account_no, txn_id, order_id NULLS LAST"""
         )
         conn.execute("COMMIT")
     except BaseException:
