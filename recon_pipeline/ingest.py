@@ -188,9 +188,13 @@ def typing_sql(
     errors.append("CASE WHEN json_exists(_extra_columns, '$._overflow_cells') THEN '字段数多于表头' END")
     raw_record = "json_object(" + ", ".join(f"{_quote(c)}, \"_text_{c}\"" for c in present) + ")"
     columns = ", ".join(f'"{c.name}"' for c in spec.columns)
+    text_columns = ", ".join(f'"_text_{c}"' for c in present)
+    # The raw record (for the quarantine) is built only for rows that fail.
     return (
-        f"SELECT {columns}, {meta}, concat_ws('; ', {', '.join(errors)}) AS _errors, {raw_record} AS _raw_record "
-        f"FROM (SELECT {typed}, {meta} FROM (SELECT {texts}, {meta} FROM {staging_table}))"
+        f"SELECT {columns}, {meta}, _errors, CASE WHEN _errors <> '' THEN {raw_record} END AS _raw_record "
+        f"FROM (SELECT {columns}, {text_columns}{', ' if text_columns else ''}{meta}, "
+        f"concat_ws('; ', {', '.join(errors)}) AS _errors "
+        f"FROM (SELECT {typed}, {meta} FROM (SELECT {texts}, {meta} FROM {staging_table})))"
     )
 
 
@@ -257,6 +261,15 @@ class Staging:
         )
         self.tables.setdefault(spec.name, []).append((drop_date, canonical))
 
+    def release(self, source: str) -> None:
+        """Free a source's staged text once it has been typed (keeps peak memory down)."""
+        self.conn.execute(f"DROP VIEW IF EXISTS {typed_view_name(SOURCES[source])}")
+        try:
+            self.conn.unregister(f"_landing_{source}")
+        except duckdb.Error:
+            pass
+        self.tables[source] = []
+
     def discard(self, source: str, drop_date: date) -> None:
         self.tables[source] = [(d, t) for d, t in self.tables.get(source, []) if d != drop_date]
 
@@ -270,12 +283,8 @@ class Staging:
         return typed_view_name(spec)
 
     def close(self) -> None:
-        for source in self.tables:
-            self.conn.execute(f"DROP VIEW IF EXISTS {typed_view_name(SOURCES[source])}")
-            try:
-                self.conn.unregister(f"_landing_{source}")
-            except duckdb.Error:
-                pass
+        for source in list(self.tables):
+            self.release(source)
         self.tables.clear()
 
 
@@ -333,6 +342,7 @@ def _replace_partitions(conn, staging: Staging, pending: list[_PendingDrop]) -> 
             # Type and validate once (regexes and date parsing are the costly part), then split.
             typed = f"_typed_rows_{source}"
             conn.execute(f"CREATE OR REPLACE TEMP TABLE {typed} AS SELECT * FROM {staging.typed_view(spec)}")
+            staging.release(source)
             columns = ", ".join(f'"{c}"' for c in spec.column_names)
             conn.execute(
                 f"INSERT INTO raw.{source} SELECT {columns}, _drop_date, _source_file, _row_number, _extra_columns "
