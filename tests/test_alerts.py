@@ -5,9 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pandas as pd
-import pytest
 
-from alert_fixtures import FixtureWarehouse, standard_people
+from alert_fixtures import FixtureWarehouse, settings, standard_people, wh  # noqa: F401 (fixtures)
 from recon_pipeline import alerts
 from recon_pipeline.health import last_closed_periods, next_cutoff
 from recon_pipeline.settings import load_settings
@@ -16,18 +15,6 @@ from recon_pipeline.settings import load_settings
 AS_OF = datetime(2025, 3, 10, 12, 0)
 SECOND = timedelta(seconds=1)
 
-
-@pytest.fixture()
-def settings():
-    return load_settings()
-
-
-@pytest.fixture()
-def wh(tmp_path):
-    warehouse = FixtureWarehouse(tmp_path / "warehouse.duckdb")
-    standard_people(warehouse)
-    yield warehouse
-    warehouse.close()
 
 
 def of_type(frame, alert_type):

@@ -6,25 +6,12 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from alert_fixtures import FixtureWarehouse, standard_people
+from alert_fixtures import FixtureWarehouse, settings, standard_people, wh  # noqa: F401 (fixtures)
 from recon_pipeline import health
-from recon_pipeline.settings import load_settings
 
 AS_OF = datetime(2025, 3, 10, 12, 0)
 SECOND = timedelta(seconds=1)
 
-
-@pytest.fixture()
-def settings():
-    return load_settings()
-
-
-@pytest.fixture()
-def wh(tmp_path):
-    warehouse = FixtureWarehouse(tmp_path / "warehouse.duckdb")
-    standard_people(warehouse)
-    yield warehouse
-    warehouse.close()
 
 
 def board(wh, settings, as_of=AS_OF):
