@@ -16,7 +16,6 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
 from fractions import Fraction
 from typing import Any, Iterable
 
@@ -25,6 +24,7 @@ import pandas as pd
 
 from recon_pipeline import health
 from recon_pipeline.health import LINKED_STATUSES, as_naive_datetime
+from recon_pipeline.money import cents_to_decimal, format_yuan
 from recon_pipeline.settings import Settings
 
 ALERT_TYPES = (
@@ -59,26 +59,12 @@ def stable_alert_id(alert_type: str, *fact_key: Any) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
 
 
-def format_yuan(cents: int | None) -> str:
-    if cents is None or pd.isna(cents):
-        return "¥-"
-    cents = int(cents)
-    sign = "-" if cents < 0 else ""
-    return f"{sign}¥{abs(cents) // 100:,}.{abs(cents) % 100:02d}"
-
-
 def format_percent(rate: Fraction | float) -> str:
     return f"{float(rate) * 100:.1f}%"
 
 
 def format_time(value: datetime | pd.Timestamp | None) -> str:
     return "-" if value is None or pd.isna(value) else pd.Timestamp(value).strftime("%Y-%m-%d %H:%M")
-
-
-def _cents_to_decimal(cents: Any) -> Decimal | None:
-    if cents is None or pd.isna(cents):
-        return None
-    return (Decimal(int(cents)) / 100).quantize(Decimal("0.01"))
 
 
 def _clean(value: Any) -> Any:
@@ -158,7 +144,7 @@ def _alert(
         "order_id": order_id,
         "salesperson_id": salesperson_id,
         "owner_name": owner_name,
-        "amount": _cents_to_decimal(amount_cents),
+        "amount": cents_to_decimal(amount_cents),
         "runbook_url": ctx.runbook_url(alert_type),
     }
 

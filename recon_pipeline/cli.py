@@ -132,18 +132,16 @@ def review_queue(
     Fill in 决定 (confirm/reject) and 确认人, then drop the file into
     <landing>/match_feedback/<date>/: the next run learns from it.
     """
+    from recon_pipeline.evaluation import links_from_warehouse
     from recon_pipeline.matching import export_review_queue
     from recon_pipeline.receipt_links import read_matching_inputs
     from recon_pipeline.warehouse import connect
 
+    links = links_from_warehouse(str(warehouse))
     with connect(warehouse, read_only=True) as conn:
         inputs = read_matching_inputs(conn, as_of=None)
-        links = conn.execute(
-            """SELECT account_no, txn_id, customer_id, order_id, CAST(allocated_amount * 100 AS BIGINT) AS allocated_cents,
-                      match_method, match_score, match_status, evidence FROM matching.receipt_links"""
-        ).df()
     csv_path, xlsx_path = export_review_queue(links, inputs.bank, inputs.customers, out_dir)
-    count = int((links["match_status"] == "suggested").groupby([links["account_no"], links["txn_id"]]).any().sum())
+    count = links.loc[links["match_status"] == "suggested", ["account_no", "txn_id"]].drop_duplicates().shape[0]
     out.print(f"待确认匹配 {count} 笔: {csv_path} / {xlsx_path}", highlight=False)
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from recon_pipeline.money import cents_to_decimal
 from recon_pipeline.settings import Settings
 
 LINKED_STATUSES = ("auto_linked", "confirmed")
@@ -265,10 +266,6 @@ def _collection_rows(conn: duckdb.DuckDBPyConnection, as_of: datetime, settings:
     ).df()
 
 
-def _cents_to_decimal(cents: int) -> Decimal:
-    return (Decimal(int(cents)) / 100).quantize(Decimal("0.01"))
-
-
 def collection_risk(signed_orders: list[int], delays: list[float | None], min_growth_days: float) -> bool:
     """High risk: signed in every window while the collection delay grew window after window."""
     if any(n < 1 for n in signed_orders) or any(d is None for d in delays):
@@ -318,8 +315,8 @@ def compute_customer_collection_health(
     frame["high_risk"] = high_risk
     frame["reason"] = reasons
     frame["as_of"] = as_of
-    frame["signed_amount_90d"] = [_cents_to_decimal(c) for c in frame["signed_cents"]]
-    frame["outstanding_amount"] = [_cents_to_decimal(c) for c in frame["outstanding_cents"]]
+    frame["signed_amount_90d"] = [cents_to_decimal(c) for c in frame["signed_cents"]]
+    frame["outstanding_amount"] = [cents_to_decimal(c) for c in frame["outstanding_cents"]]
     return frame.reset_index()[COLLECTION_HEALTH_COLUMNS]
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from recon_pipeline.readers import FileReadError, position_column, read_landing_file
+from recon_pipeline.readers import FileReadError, file_batch_schema, position_column, read_landing_file
 from recon_pipeline.settings import Settings
 from recon_pipeline.sources import SOURCES, Column, SourceSpec
 from recon_pipeline.warehouse import ensure_schema
@@ -236,7 +236,7 @@ class Staging:
         self.tables: dict[str, list[tuple[date, pa.Table]]] = {}
 
     def add_file(self, opened, spec: SourceSpec, drop_date: date, name: str) -> None:
-        table = pa.Table.from_batches(list(opened.batches), schema=_file_schema(len(opened.headers)))
+        table = pa.Table.from_batches(list(opened.batches), schema=file_batch_schema(len(opened.headers)))
         rows = table.num_rows
         by_canonical = {column: position_column(p) for p, column in opened.mapping.items()}
         columns = [
@@ -290,13 +290,6 @@ class Staging:
 
 def typed_view_name(spec: SourceSpec) -> str:
     return f"_typed_{spec.name}"
-
-
-def _file_schema(width: int) -> pa.Schema:
-    return pa.schema(
-        [(position_column(p), pa.string()) for p in range(width)]
-        + [("_row_number", pa.int32()), ("_overflow", pa.string())]
-    )
 
 
 def _canonical_schema(spec: SourceSpec) -> pa.Schema:

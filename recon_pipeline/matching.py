@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 from rapidfuzz import fuzz, process
 
+from recon_pipeline.money import cents_text
 from recon_pipeline.allocation import (
     AllocationResult,
     OpenOrder,
@@ -897,8 +898,7 @@ def review_queue(links: pd.DataFrame, bank: pd.DataFrame, customers: pd.DataFram
         "; ".join(f"{c['customer_id']}({c['score']})" for c in json.loads(ev).get("candidates", [])[1:])
         if isinstance(ev, str) else "" for ev in queue["evidence"]]
     queue = queue.sort_values(["amount_cents", "txn_time", "txn_id"], ascending=[False, True, True])
-    queue["amount"] = [f"{int(c) // 100}.{int(c) % 100:02d}" if c >= 0 else f"-{-int(c) // 100}.{-int(c) % 100:02d}"
-                       for c in queue["amount_cents"]]
+    queue["amount"] = [cents_text(c) for c in queue["amount_cents"]]
     # A filled-in queue dropped into the landing zone's match_feedback/ folder is read back as
     # decisions: each line carries its own feedback id.
     queue["feedback_id"] = "RQ-" + queue["account_no"].astype(str) + "-" + queue["txn_id"].astype(str)

@@ -60,7 +60,7 @@ def read_canonical_frame(path: Path, spec: SourceSpec, settings: Settings):
     import pandas as pd
 
     opened = read_landing_file(path, spec, settings)
-    table = pa.Table.from_batches(list(opened.batches), schema=_batch_schema(len(opened.headers)))
+    table = pa.Table.from_batches(list(opened.batches), schema=file_batch_schema(len(opened.headers)))
     data = {column: table.column(position_column(p)).to_pylist() for p, column in sorted(opened.mapping.items())}
     data["_row_number"] = table.column("_row_number").to_pylist()
     return pd.DataFrame(data)
@@ -70,7 +70,7 @@ def position_column(position: int) -> str:
     return f"c{position}"
 
 
-def _batch_schema(width: int) -> pa.Schema:
+def file_batch_schema(width: int) -> pa.Schema:
     return pa.schema(
         [(position_column(p), pa.string()) for p in range(width)]
         + [("_row_number", pa.int32()), ("_overflow", pa.string())]
@@ -133,7 +133,7 @@ def detect_encoding(data: bytes) -> str:
 
 def _batches_from_rows(rows: Iterator[tuple[int, list[str]]], width: int) -> Iterator[pa.RecordBatch]:
     """(row number, cells) -> record batches of the file's columns (the general, exact path)."""
-    schema = _batch_schema(width)
+    schema = file_batch_schema(width)
 
     def flush(numbers: list[int], grid: list[list[str]], overflow: list[str | None]) -> pa.RecordBatch:
         columns = [list(col) for col in zip(*grid)] if grid else [[] for _ in range(width)]
@@ -305,7 +305,7 @@ def read_parquet(path: Path, spec: SourceSpec, settings: Settings) -> ReadFile:
 
     batch_table = pa.table(
         text_columns + [pa.array(range(1, table.num_rows + 1), pa.int32()), pa.nulls(table.num_rows, pa.string())],
-        schema=_batch_schema(len(headers)),
+        schema=file_batch_schema(len(headers)),
     )
     return _open_table(headers, None, spec, settings, None, "parquet",
                        batches=iter(batch_table.to_batches(max_chunksize=BATCH_ROWS)))

@@ -17,9 +17,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import duckdb
-import pytest
 
-from recon_pipeline.settings import load_settings
 from recon_pipeline.sources import SOURCES
 from recon_pipeline.warehouse import SQL_TYPES
 
@@ -166,20 +164,3 @@ def standard_people(wh: FixtureWarehouse) -> None:
     wh.salesperson("S01", "张三", "zhangsan@example.com", "boss.li@example.com")
     wh.salesperson("S02", "李四", "lisi@example.com", "boss.li@example.com")
     wh.customer("C01", "上海某某科技有限公司", owner="S01")
-
-
-# --- pytest fixtures shared by the alert and health tests ------------------------------------
-
-
-@pytest.fixture()
-def settings():
-    return load_settings()
-
-
-@pytest.fixture()
-def wh(tmp_path):
-    """A fixture warehouse with the standard salespeople and managers."""
-    warehouse = FixtureWarehouse(tmp_path / "warehouse.duckdb")
-    standard_people(warehouse)
-    yield warehouse
-    warehouse.close()

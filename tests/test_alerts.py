@@ -6,7 +6,6 @@ from datetime import datetime, timedelta
 
 import pandas as pd
 
-from alert_fixtures import FixtureWarehouse, settings, standard_people, wh  # noqa: F401 (fixtures)
 from recon_pipeline import alerts
 from recon_pipeline.health import last_closed_periods, next_cutoff
 from recon_pipeline.settings import load_settings

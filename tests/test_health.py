@@ -6,7 +6,6 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from alert_fixtures import FixtureWarehouse, settings, standard_people, wh  # noqa: F401 (fixtures)
 from recon_pipeline import health
 
 AS_OF = datetime(2025, 3, 10, 12, 0)

@@ -9,7 +9,6 @@ from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
-import pytest
 
 from recon_pipeline.matching import LINK_COLUMNS, MatchingInputs, build_receipt_links, export_review_queue
 from recon_pipeline.settings import load_settings

@@ -83,8 +83,10 @@ def landing_drop_sensor(context: dg.SensorEvaluationContext, recon: ReconResourc
             changed_days.setdefault(day.isoformat(), []).append(source)
     context.update_cursor(json.dumps(seen, sort_keys=True))
     for day, sources in sorted(changed_days.items()):
+        # The run key names the exact file versions, so the same change never runs twice.
+        versions = ",".join(f"{s}={seen[f'{s}/{day}']}" for s in sorted(sources))
         yield dg.RunRequest(
-            run_key=f"{day}:{','.join(sorted(sources))}:{len(seen)}:{hash(tuple(sorted(seen.items())))}",
+            run_key=f"{day}:{versions}",
             partition_key=day,
             asset_selection=[dg.AssetKey(["raw", s]) for s in sources],
         )

@@ -1,0 +1,29 @@
+"""Integer cents <-> yuan: the one place Python turns cents into Decimal or text."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pandas as pd
+
+
+def cents_to_decimal(cents: Any) -> Decimal | None:
+    """12345 -> Decimal('123.45'); None / NaN / NA -> None."""
+    if cents is None or pd.isna(cents):
+        return None
+    return Decimal(int(cents)).scaleb(-2)
+
+
+def cents_text(cents: Any) -> str:
+    """12345 -> '123.45', -5 -> '-0.05' (plain, for CSV and spreadsheets)."""
+    value = cents_to_decimal(cents)
+    return "" if value is None else f"{value:.2f}"
+
+
+def format_yuan(cents: Any) -> str:
+    """12345678 -> '¥123,456.78', negative -> '-¥…', missing -> '¥-' (messages)."""
+    value = cents_to_decimal(cents)
+    if value is None:
+        return "¥-"
+    return f"{'-' if value < 0 else ''}¥{abs(value):,.2f}"
