@@ -16,7 +16,7 @@ from typing import Callable
 from recon_pipeline import alerts, health, notify
 from recon_pipeline.as_of import as_of_date
 from recon_pipeline.ingest import IngestReport, sync_landing
-from recon_pipeline.publish import PublishError, publish_mart
+from recon_pipeline.publish import PublishError, PublishStats, publish_mart
 from recon_pipeline.receipt_links import refresh_receipt_links
 from recon_pipeline.settings import Settings
 from recon_pipeline.transform import run_dbt
@@ -37,7 +37,7 @@ class RunResult:
     health: list[dict] = field(default_factory=list)
     dispatch: notify.DispatchSummary | None = None
     stage_seconds: dict[str, float] = field(default_factory=dict)
-    extras: dict[str, object] = field(default_factory=dict)
+    publication: PublishStats | None = None
 
 
 Progress = Callable[[str], None]
@@ -100,7 +100,7 @@ def run_pipeline(
     # Readers (BI tools, the dashboard) only ever open the published copy, never this file.
     with _stage(result, "publish", progress):
         try:
-            result.extras["publication"] = publish_mart(warehouse, as_of=as_of)
+            result.publication = publish_mart(warehouse, as_of=as_of)
         except PublishError as exc:
             raise PipelineError(str(exc)) from None
 

@@ -93,6 +93,5 @@ def print_run_summary(result: RunResult, console: Console) -> None:
     stages = "，".join(f"{k} {v:.1f}s" for k, v in result.stage_seconds.items())
     console.print(f"耗时: {stages}", highlight=False)
     console.print(f"数据仓库: {result.warehouse.resolve()}（schema mart）", highlight=False)
-    publication = result.extras.get("publication")
-    if publication is not None:
-        console.print(f"只读发布（BI / 看板读取这个文件）: {publication.published_path}", highlight=False)
+    if result.publication is not None:
+        console.print(f"只读发布（BI / 看板读取这个文件）: {result.publication.published_path}", highlight=False)
