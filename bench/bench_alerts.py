@@ -1,6 +1,6 @@
 """Alert evaluation, history and health board at volume.
 
-Fills the fixture tables (tests/alert_fixtures.py) with N orders and 5N bank credits in SQL,
+Fills the fixture tables (tests/alerts/conftest.py) with N orders and 5N bank credits in SQL,
 then times evaluate+write alerts and the health refresh at N and 10N. The ratio against the
 small run (measured in the same process) shows whether the work grows linearly.
 
@@ -15,12 +15,12 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from alert_fixtures import FixtureWarehouse  # noqa: E402
-
-from recon_pipeline import alerts, health  # noqa: E402
+from recon_pipeline.alerts import health  # noqa: E402
+from recon_pipeline.alerts import rules as alerts  # noqa: E402
 from recon_pipeline.settings import load_settings  # noqa: E402
+from tests.alerts.conftest import FixtureWarehouse  # noqa: E402
 
 AS_OF = datetime(2025, 3, 29, 12, 0)
 

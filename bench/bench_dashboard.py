@@ -22,12 +22,11 @@ from pathlib import Path
 
 import duckdb
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-
-from dashboard_fixtures import AS_OF, build_fixture_warehouse, running_dashboard  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from recon_pipeline.dashboard import DashboardConfig  # noqa: E402
-from recon_pipeline.publish import publish_mart  # noqa: E402
+from recon_pipeline.publish.publication import publish_mart  # noqa: E402
+from tests.conftest import AS_OF, build_fixture_warehouse, running_dashboard  # noqa: E402
 
 BUDGET_SECONDS = 2.0
 PAGES = [

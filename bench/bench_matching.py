@@ -43,8 +43,9 @@ from rapidfuzz import fuzz, process
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from recon_pipeline.matching import MatchingInputs, build_receipt_links  # noqa: E402
-from recon_pipeline.names import vocabulary  # noqa: E402
+from recon_pipeline.matching.engine import build_receipt_links  # noqa: E402
+from recon_pipeline.matching.inputs import MatchingInputs  # noqa: E402
+from recon_pipeline.matching.names import vocabulary  # noqa: E402
 from recon_pipeline.settings import load_settings  # noqa: E402
 
 BRAND_CHARS = ("华恒信达鑫源泰和瑞丰盛隆佳宏博远凯德中科创新联天宇金海星辰东方北辰睿智云帆正通"
@@ -136,7 +137,7 @@ import json, resource, sys, time
 from datetime import datetime
 sys.path.insert(0, sys.argv[1])
 import duckdb
-from recon_pipeline import receipt_links as rl
+from recon_pipeline.matching import seam as rl
 from recon_pipeline.settings import load_settings
 
 def peak_mib():

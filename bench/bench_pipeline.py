@@ -27,7 +27,7 @@ import duckdb
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from recon_pipeline.as_of import parse_as_of  # noqa: E402
-from recon_pipeline.demo_time import AS_OF as DEMO_AS_OF  # noqa: E402
+from recon_pipeline.demo.clock import AS_OF as DEMO_AS_OF  # noqa: E402
 from recon_pipeline.pipeline import run_pipeline  # noqa: E402
 from recon_pipeline.settings import load_settings  # noqa: E402
 

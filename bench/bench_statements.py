@@ -20,7 +20,7 @@ from pathlib import Path
 
 from python_calamine import CalamineWorkbook
 
-from recon_pipeline.statements import read_statement
+from recon_pipeline.ingest.statements import read_statement
 
 SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "samples" / "bank_statements"
 CN = SAMPLES / "cn_bank_exports"

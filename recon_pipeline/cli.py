@@ -28,7 +28,7 @@ STAGE_LABELS = {
 
 
 def _register_subcommands() -> None:
-    from recon_pipeline.statements.cli import statements_app
+    from recon_pipeline.ingest.statements.cli import statements_app
 
     app.add_typer(statements_app, name="statements", help="银行对账单格式转换")
 
@@ -82,7 +82,7 @@ def demo(
     bank_lines: Optional[int] = typer.Option(None, "--bank-lines", help="按银行流水条数放大 (基准测试)"),
 ) -> None:
     """Write the seeded demo drops (and their ground truth) into OUT/landing."""
-    from recon_pipeline.demo import generate_demo
+    from recon_pipeline.demo.generator import generate_demo
 
     summary = generate_demo(out_dir, seed=seed, n_bank_lines=bank_lines)
     out.print(f"演示数据已生成: {Path(out_dir) / 'landing'}", highlight=False)
@@ -100,7 +100,7 @@ def dashboard(
 ) -> None:
     """Serve the reconciliation dashboard (看板) from the published mart."""
     from recon_pipeline.dashboard import serve
-    from recon_pipeline.publish import default_published_path
+    from recon_pipeline.publish.publication import default_published_path
 
     if published is None:
         if warehouse is None:
@@ -117,7 +117,7 @@ def evaluate(
     warehouse: Path = typer.Option(..., "--warehouse", envvar="RECON_WAREHOUSE"),
 ) -> None:
     """Score payer matching and allocation against a ground truth (precision / recall)."""
-    from recon_pipeline.evaluation import main as evaluation_main
+    from recon_pipeline.matching.evaluation import main as evaluation_main
 
     raise typer.Exit(evaluation_main([str(warehouse), str(truth)]))
 
@@ -132,9 +132,9 @@ def review_queue(
     Fill in 决定 (confirm/reject) and 确认人, then drop the file into
     <landing>/match_feedback/<date>/: the next run learns from it.
     """
-    from recon_pipeline.evaluation import links_from_warehouse
-    from recon_pipeline.matching import export_review_queue
-    from recon_pipeline.receipt_links import read_matching_inputs
+    from recon_pipeline.matching.evaluation import links_from_warehouse
+    from recon_pipeline.matching.review_queue import export_review_queue
+    from recon_pipeline.matching.seam import read_matching_inputs
     from recon_pipeline.warehouse import connect
 
     links = links_from_warehouse(str(warehouse))
@@ -155,8 +155,8 @@ def inspect(
     """Show how a file would be read: format, encoding, mapped columns, first rows, quarantine."""
     from rich.table import Table
 
-    from recon_pipeline.inspection import inspect_file
-    from recon_pipeline.readers import FileReadError
+    from recon_pipeline.ingest.inspection import inspect_file
+    from recon_pipeline.ingest.readers import FileReadError
 
     try:
         result = inspect_file(file, load_settings(settings_file), source, rows)

@@ -11,7 +11,7 @@ from recon_pipeline.orchestration.dbt_assets import dbt_marts, dbt_project, dbt_
 from recon_pipeline.orchestration.ingest_assets import ingest_assets
 from recon_pipeline.orchestration.matching_assets import receipt_links
 from recon_pipeline.orchestration.resources import ReconResource
-from recon_pipeline.transform import dbt_executable
+from recon_pipeline.transform.dbt_runner import dbt_executable
 
 defs = dg.Definitions(
     assets=[*ingest_assets, dbt_staging, receipt_links, dbt_marts, health_metrics, open_alerts],

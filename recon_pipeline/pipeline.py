@@ -13,13 +13,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
-from recon_pipeline import alerts, health, notify
+from recon_pipeline.alerts import health, notify
+from recon_pipeline.alerts import rules as alerts
 from recon_pipeline.as_of import as_of_date
-from recon_pipeline.ingest import IngestReport, sync_landing
-from recon_pipeline.publish import PublishError, PublishStats, publish_mart
-from recon_pipeline.receipt_links import refresh_receipt_links
+from recon_pipeline.ingest.loader import IngestReport, sync_landing
+from recon_pipeline.matching.seam import refresh_receipt_links
+from recon_pipeline.publish.publication import PublishError, PublishStats, publish_mart
 from recon_pipeline.settings import Settings
-from recon_pipeline.transform import run_dbt
+from recon_pipeline.transform.dbt_runner import run_dbt
 from recon_pipeline.warehouse import connect
 
 

@@ -9,7 +9,6 @@ from recon_pipeline.as_of import as_of_text
 from recon_pipeline.pipeline import RunResult
 from recon_pipeline.warehouse import connect
 
-
 ALERT_LABELS = {
     "amount_mismatch": "一级 金额不符",
     "receipt_not_written_off": "二级 到账未核销",

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
-    from recon_pipeline.demo import generate_demo
+    from recon_pipeline.demo.generator import generate_demo
 
     root = tmp_path_factory.mktemp("demo")
     summary = generate_demo(root, seed=7)
@@ -121,7 +121,7 @@ def test_diff_list_and_alert_vocabularies(demo_run):
 
 
 def test_matching_meets_the_issue_targets_on_demo_data(demo_run):
-    from recon_pipeline.evaluation import evaluate, links_from_warehouse
+    from recon_pipeline.matching.evaluation import evaluate, links_from_warehouse
 
     root, warehouse, _ = demo_run
     report = evaluate(links_from_warehouse(str(warehouse)), truth(root, "bank_truth.csv"))

@@ -26,6 +26,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from recon_pipeline.as_of import cutoff_period, next_cutoff
 from recon_pipeline.dashboard import charts, feedback, formatting, queries
 from recon_pipeline.dashboard.labels import (
     ALERT_LEVELS,
@@ -146,7 +147,7 @@ def create_app(config: DashboardConfig) -> Starlette:
 
     @page("overview.html")
     def overview(request, reader, as_of):
-        current = formatting.cutoff_period(as_of, config.cutoff_hour) if as_of else None
+        current = cutoff_period(as_of, config.cutoff_hour) if as_of else None
         period = param(request, "period", current or "")
         if not _is_period(period):
             period = current
@@ -198,7 +199,7 @@ def create_app(config: DashboardConfig) -> Starlette:
             "metrics": metrics,
             "red_count": sum(1 for m in metrics if m["status"] == "red"),
             "hours_to_cutoff": queries.hours_to_cutoff(metrics, as_of, config.cutoff_hour),
-            "cutoff_at": formatting.cutoff_moment(formatting.cutoff_period(as_of, config.cutoff_hour), config.cutoff_hour) if as_of else None,
+            "cutoff_at": next_cutoff(as_of, config.cutoff_hour) if as_of else None,
             "at_risk": queries.orders_at_risk(reader, config.row_limit),
         }
 

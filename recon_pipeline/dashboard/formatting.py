@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
+
+from recon_pipeline.as_of import shift_period
 
 CENT = Decimal("0.01")
 TEN_THOUSAND = Decimal(10000)
@@ -59,28 +61,6 @@ def timestamp(value) -> str:
     if isinstance(value, datetime):
         return value.strftime("%Y-%m-%d %H:%M")
     return str(value)
-
-
-def cutoff_moment(period: str, cutoff_hour: int) -> datetime:
-    """The cutoff (封关) of a `YYYY-MM` period: its last calendar day at `cutoff_hour`."""
-    year, month = (int(part) for part in period.split("-"))
-    first_of_next = date(year + month // 12, month % 12 + 1, 1)
-    last_day = first_of_next - timedelta(days=1)
-    return datetime(last_day.year, last_day.month, last_day.day, cutoff_hour)
-
-
-def cutoff_period(moment: datetime, cutoff_hour: int) -> str:
-    """The period a moment counts in: its month, or the next one once the month's cutoff passed."""
-    period = f"{moment.year:04d}-{moment.month:02d}"
-    if moment <= cutoff_moment(period, cutoff_hour):
-        return period
-    return shift_period(period, 1)
-
-
-def shift_period(period: str, months: int) -> str:
-    year, month = (int(part) for part in period.split("-"))
-    index = year * 12 + (month - 1) + months
-    return f"{index // 12:04d}-{index % 12 + 1:02d}"
 
 
 def trailing_periods(period: str, count: int) -> list[str]:

@@ -16,7 +16,8 @@ from typing import Any
 
 import duckdb
 
-from recon_pipeline.dashboard.formatting import cutoff_moment, cutoff_period, hours_until, shift_period
+from recon_pipeline.as_of import cutoff_moment, next_cutoff, shift_period
+from recon_pipeline.dashboard.formatting import hours_until
 
 LINKED_STATUSES = ("auto_linked", "confirmed")
 LIFECYCLE_STEPS = ("已签约", "已开票", "已回款", "已核销", "已归档")
@@ -324,7 +325,7 @@ def hours_to_cutoff(metrics: list[dict], as_of: datetime | None, cutoff_hour: in
             return Decimal(str(metric["value"]))
     if as_of is None:
         return None
-    return hours_until(as_of, cutoff_moment(cutoff_period(as_of, cutoff_hour), cutoff_hour))
+    return hours_until(as_of, next_cutoff(as_of, cutoff_hour))
 
 
 def orders_at_risk(reader: MartReader, limit: int) -> dict:

@@ -2,7 +2,8 @@
 
 import dagster as dg
 
-from recon_pipeline import alerts, health
+from recon_pipeline.alerts import health
+from recon_pipeline.alerts import rules as alerts
 from recon_pipeline.orchestration.resources import ReconResource, run_as_of
 from recon_pipeline.warehouse import connect
 

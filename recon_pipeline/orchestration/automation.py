@@ -12,7 +12,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from recon_pipeline.ingest import list_drops, drop_files
+from recon_pipeline.ingest.loader import drop_files, list_drops
 from recon_pipeline.orchestration.resources import AS_OF_TAG, ReconResource
 from recon_pipeline.settings import load_settings
 
@@ -116,7 +116,7 @@ jobs = [ingest_job, refresh_job]
 @dg.run_failure_sensor(description="运行失败时通过已配置的邮件 / 群机器人通知数据工程师",
                        default_status=dg.DefaultSensorStatus.RUNNING)
 def run_failure_notification(context: dg.RunFailureSensorContext, recon: ReconResource):
-    from recon_pipeline import notify
+    from recon_pipeline.alerts import notify
 
     error = context.failure_event.message or "未知错误"
     subject = f"[对账流水线] 运行失败: {context.dagster_run.job_name}"

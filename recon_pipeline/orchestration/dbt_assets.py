@@ -15,7 +15,7 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtC
 
 from recon_pipeline.orchestration.resources import ReconResource, run_as_of
 from recon_pipeline.settings import DBT_PROJECT_DIR
-from recon_pipeline.transform import dbt_executable, dbt_vars
+from recon_pipeline.transform.dbt_runner import dbt_executable, dbt_vars
 
 
 class ReconDbtTranslator(DagsterDbtTranslator):

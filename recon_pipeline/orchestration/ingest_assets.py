@@ -6,10 +6,10 @@ from datetime import timedelta
 
 import dagster as dg
 
-from recon_pipeline.ingest import load_drops
+from recon_pipeline.ingest.loader import load_drops
+from recon_pipeline.orchestration.resources import ReconResource
 from recon_pipeline.settings import load_settings
 from recon_pipeline.sources import SOURCES
-from recon_pipeline.orchestration.resources import ReconResource
 from recon_pipeline.warehouse import connect
 
 # Single-run backfills (one run loads a range of days) are "beta" in Dagster but what we want.

@@ -3,8 +3,8 @@
 
 import dagster as dg
 
+from recon_pipeline.matching.seam import refresh_receipt_links
 from recon_pipeline.orchestration.resources import ReconResource, run_as_of
-from recon_pipeline.receipt_links import refresh_receipt_links
 from recon_pipeline.warehouse import connect
 
 MATCHING_INPUTS = [

@@ -18,7 +18,7 @@ with credits as (
 
 links as (
 
-    select * from {{ ref('stg_receipt_links') }}
+    select * from {{ source('matching', 'receipt_links') }}
 
 )
 

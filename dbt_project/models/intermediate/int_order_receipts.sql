@@ -10,7 +10,7 @@ with links as (
         order_id,
         allocated_amount,
         match_status
-    from {{ ref('stg_receipt_links') }}
+    from {{ source('matching', 'receipt_links') }}
     where order_id is not null
       and match_status in ('auto_linked', 'confirmed')
 

@@ -1,0 +1,1 @@
+"""Ingestion: landing-zone drops (CSV, Excel, Parquet, bank statements) into typed raw history and quarantine."""

@@ -1,0 +1,289 @@
+"""Payer matching: link every bank line to a customer and allocate it to orders.
+
+`build_receipt_links` is the seam between the pipeline and the matching engine: it takes the
+current state of the sources as pandas frames (amounts as int64 cents) and returns the rows of
+`matching.receipt_links` (see docs/architecture.md).
+
+Linking, strongest first (CONTRACT.md section 3); only the first four link automatically:
+1. `memo_order_id`: an existing order's ID in the memo, and a payer plausible for that
+   order's customer (else the link is only suggested: someone else may have paid for them);
+2. `payer_account`: a payer account finance already confirmed for one customer (write-offs,
+   confirmed feedback);
+3. `exact_name`: the same core name (names.py) as exactly one customer in a compatible region,
+   or the customer's credit code in the name or memo;
+4. `alias`: a registered alias, or a payer name finance confirmed before (learned alias);
+5. `fuzzy`: rapidfuzz scores against candidates from a character-bigram index; at or above
+   `matching.fuzzy_suggest_threshold` it is a suggestion, and when the best two candidates are
+   within `payer_matching.abstain_margin` the engine abstains. Same brand with another region
+   or industry word (confusable companies) is never an exact match, so never auto-linked.
+
+Finance's decisions win: an active write-off confirms its (txn, order) link (method kept when
+the engine found that customer, else `manual`); `match_feedback` confirms or rejects a
+customer for a bank line, and a rejected customer is never proposed again for that line or
+that payer.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict
+from functools import lru_cache
+from typing import Any
+
+import pandas as pd
+
+from recon_pipeline.matching.allocation import AllocationResult, OpenOrder, OrderBook, due_amounts
+from recon_pipeline.matching.customer_index import CustomerIndex, NameResolver
+from recon_pipeline.matching.inputs import LINK_COLUMNS, MatchingInputs, MatchOptions, column_values, row_records
+from recon_pipeline.matching.learning import Learned, account_key, learn_from_finance
+from recon_pipeline.matching.linking import LineLink, link_line, memo_refs
+from recon_pipeline.matching.names import NameParts, parse_company_name
+from recon_pipeline.settings import Settings
+
+
+def _order_book(inputs: MatchingInputs, options: MatchOptions, tolerance_cents: int) -> OrderBook:
+    contracts = inputs.contracts
+    live = contracts[contracts["customer_id"].notna() & contracts["amount_cents"].notna()]
+    invoices = inputs.invoices
+    if invoices is not None and not invoices.empty:
+        issued = invoices[(invoices["status"].fillna("issued") != "voided") & invoices["order_id"].notna()
+                          & invoices["total_amount_cents"].notna()]
+        invoice_rows = zip(column_values(issued["order_id"]), column_values(issued["total_amount_cents"].astype("int64")),
+                           column_values(issued["invoice_type"].fillna("normal")))
+    else:
+        invoice_rows = iter(())
+    contract_cents = dict(zip(column_values(live["order_id"]), column_values(live["amount_cents"].astype("int64"))))
+    due = due_amounts(contract_cents, invoice_rows)
+    signed = pd.to_datetime(live["signed_at"], errors="coerce")
+    # Oldest first: (no date?, signed_at as an integer, order_id) sorts like the timestamps.
+    unsigned = signed.isna().to_numpy()
+    signed_ticks = signed.to_numpy(dtype="datetime64[us]").astype("int64")
+    signed_ticks[unsigned] = 0
+    orders = [
+        OpenOrder(order_id, str(customer_id), int(due[order_id]), (int(no_date), ticks, order_id),
+                  cancelled=status == "cancelled")
+        for order_id, customer_id, no_date, ticks, status in zip(
+            column_values(live["order_id"]), column_values(live["customer_id"]), unsigned.tolist(),
+            signed_ticks.tolist(), column_values(live["status"].fillna("signed")))
+    ]
+    return OrderBook.from_orders(orders, tolerance_cents=tolerance_cents,
+                                 max_subset_orders=options.subset_sum_max_orders,
+                                 max_subset_size=options.subset_sum_max_size)
+
+
+def build_receipt_links(inputs: MatchingInputs, settings: Settings | None = None) -> pd.DataFrame:
+    options = MatchOptions.from_settings(settings)
+    tolerance_cents = int((settings.amount_tolerance if settings else 1) * 100)
+    bank = inputs.bank[list(_BANK_COLUMNS) + ["txn_time"]].drop_duplicates(["account_no", "txn_id"], keep="first")
+    bank = bank.assign(_time=pd.to_datetime(bank["txn_time"], errors="coerce"))
+    bank = bank.sort_values(["_time", "account_no", "txn_id"], kind="stable", na_position="last")
+    contracts = inputs.contracts
+    contract_orders = column_values(contracts["order_id"])
+    order_customer = {o: str(c) for o, c in zip(contract_orders, column_values(contracts["customer_id"]))
+                      if isinstance(c, str)}
+    region_codes = frozenset(str(o)[2:4].upper() for o in contract_orders if isinstance(o, str) and len(o) >= 4)
+    del contract_orders
+
+    index = CustomerIndex.build(inputs.customers, options.channel_prefixes)
+    learned = learn_from_finance(inputs, contracts, options)
+    resolver = NameResolver(index, learned, options)
+    book = _order_book(inputs, options, tolerance_cents)
+
+    writeoffs_by_txn: dict[str, list] = defaultdict(list)
+    if inputs.writeoffs is not None and not inputs.writeoffs.empty:
+        active = inputs.writeoffs[inputs.writeoffs["status"].fillna("active") == "active"]
+        for wo in row_records(active[["writeoff_id", "txn_id", "order_id", "amount_cents"]], "WriteOff"):
+            if isinstance(wo.order_id, str) and wo.order_id in book.orders and not pd.isna(wo.amount_cents):
+                writeoffs_by_txn[str(wo.txn_id)].append(wo)
+                book.reserve(wo.order_id, int(wo.amount_cents))
+
+    # Lines whose memo names no order and that finance has not decided on depend on the payer
+    # only: link each distinct payer once (payers repeat a lot). Links computed `strong_only`
+    # are kept apart: a credit from the same payer needs the fuzzy suggestion too. Only
+    # payers that occur again are remembered (most occur once: no point keeping them).
+    payer_repeats = bank.duplicated(["counterparty_name", "counterparty_account"], keep=False).to_numpy()
+    name_repeats = bank.duplicated(["counterparty_name"], keep=False).to_numpy()
+    by_payer: dict[tuple, LineLink] = {}
+    by_payer_strong: dict[tuple, LineLink] = {}
+    decided = set(learned.confirmed_txn) | set(learned.rejected_txn)
+    share = not learned.rejected_payer
+    frames: list[pd.DataFrame] = []
+    # Bank lines in slices: Python objects for one slice at a time; each slice's rows become a
+    # compact (Arrow-backed) frame right away.
+    for start in range(0, len(bank), _SLICE_ROWS):
+        part = bank.iloc[start:start + _SLICE_ROWS]
+        columns = zip(*(column_values(part[c]) for c in _BANK_COLUMNS), payer_repeats[start:start + _SLICE_ROWS].tolist(),
+                      name_repeats[start:start + _SLICE_ROWS].tolist())
+        rows: list[tuple] = []
+        for account_no, txn_id, amount, name, account_raw, memo, payer_repeat, name_repeat in columns:
+            account_no, txn_id, amount = str(account_no), str(txn_id), int(amount)
+            memo = memo if isinstance(memo, str) else ""
+            name = name if isinstance(name, str) else None
+            writeoffs = writeoffs_by_txn.get(txn_id, _NONE)
+            # A debit counts only when linked automatically (or by finance): no fuzzy suggestion needed.
+            strong_only = amount < 0 and not writeoffs and (account_no, txn_id) not in learned.confirmed_txn
+            cacheable = payer_repeat and share and not _HAS_DIGIT.search(memo) and (account_no, txn_id) not in decided
+            link = None
+            if cacheable:
+                cache_key = (name, account_raw if isinstance(account_raw, str) else None)
+                link = by_payer.get(cache_key)
+                if link is None and strong_only:
+                    link = by_payer_strong.get(cache_key)
+            if link is None:
+                payer = parse_company_name(name, options.channel_prefixes)
+                account = account_key(account_raw, payer)
+                link = link_line(account_no, txn_id, payer, account, memo, region_codes, order_customer, resolver,
+                                 learned, strong_only=strong_only, remember=name_repeat)
+                if cacheable:
+                    if link.complete:
+                        link.shareable = True
+                        by_payer[cache_key] = link
+                    else:  # only whether it links automatically matters: keep no evidence for it
+                        by_payer_strong[cache_key] = link if link.status == "auto_linked" else _UNLINKED_DEBIT
+            if amount < 0 and strong_only and link.status != "auto_linked":
+                continue  # an unlinked debit leaves no row
+            rows.extend(_allocate_line(account_no, txn_id, amount, link, book, learned, writeoffs))
+        if rows:
+            frames.append(_links_frame(rows))
+        del rows, columns, part
+    del by_payer, by_payer_strong, resolver, bank
+    # The per-run caches of distinct payer names are not needed after the run.
+    parse_company_name.cache_clear()
+    _payer_json.cache_clear()
+    memo_refs.cache_clear()
+    return _concat_frames(frames)
+
+
+_BANK_COLUMNS = ("account_no", "txn_id", "amount_cents", "counterparty_name", "counterparty_account", "memo")
+_SLICE_ROWS = 100_000
+
+
+_NONE: list = []
+_UNLINKED_DEBIT = LineLink(None, "none", 0, "unmatched", [], {}, complete=False)
+
+
+def _links_frame(rows: list[tuple]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=LINK_COLUMNS)
+
+
+def _concat_frames(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """One frame from the slices' frames, typed as if built from all rows at once."""
+    if not frames:
+        return _links_frame([])
+    if len(frames) == 1:
+        return frames[0]
+    # A slice whose column holds only missing values infers `object`; the whole column is text.
+    for column in ("customer_id", "order_id", "evidence"):
+        if any(f[column].dtype == "str" for f in frames):
+            for f in frames:
+                if f[column].dtype != "str":
+                    f[column] = f[column].astype("str")
+    return pd.concat(frames, ignore_index=True)
+
+
+_HAS_DIGIT = re.compile(r"[0-9０-９]")
+# One encoder for all evidence (`json.dumps` with options builds a new one on every call).
+_JSON = json.JSONEncoder(ensure_ascii=False, default=str)
+
+
+@lru_cache(maxsize=500_000)
+def _payer_json(payer: NameParts) -> str:
+    return _JSON.encode(payer.evidence())
+
+
+def _dump(evidence: dict) -> str:
+    """Evidence as JSON; the payer part is serialized once per distinct payer."""
+    payer = evidence.get("payer")
+    if not isinstance(payer, NameParts):
+        return _JSON.encode(evidence)
+    rest = {k: v for k, v in evidence.items() if k != "payer"}
+    tail = _JSON.encode(rest)[1:] if rest else "}"
+    return '{"payer": ' + _payer_json(payer) + (", " + tail if rest else tail)
+
+
+_EXTRA_JSON: dict[tuple, str] = {}
+
+
+def _extra_json(extra: dict) -> str:
+    """JSON of what allocation adds; the common shapes (fit, mismatch flags) serialized once."""
+    if extra.keys() <= {"allocation", "amount_mismatch"}:
+        allocation = extra.get("allocation")
+        key = (tuple(extra), tuple(allocation.items()) if isinstance(allocation, dict) else allocation,
+               extra.get("amount_mismatch"))
+        text = _EXTRA_JSON.get(key)
+        if text is None:
+            text = _EXTRA_JSON[key] = _JSON.encode(extra)
+        return text
+    return _JSON.encode(extra)
+
+
+def _allocate_line(account_no: str, txn_id: str, amount: int, link: LineLink, book: OrderBook,
+                   learned: Learned, writeoffs: list) -> list[tuple]:
+    extra: dict[str, Any] = {}  # evidence this step adds to the link's
+
+    def dump() -> str:
+        static = link.static_json
+        if static is None:
+            static = _dump(link.evidence)
+            if link.shareable:  # serialized once, when a line of this payer first needs it
+                link.static_json = static
+        if not extra:
+            return static
+        return static[:-1] + (", " if len(static) > 2 else "") + _extra_json(extra)[1:]
+
+    customer_id, method, score, status = link.customer_id, link.method, link.score, link.status
+    rows: list[tuple] = []
+
+    confirmed = learned.confirmed_txn.get((account_no, txn_id))
+    if writeoffs:
+        wo_customer = book.customer_of(writeoffs[0].order_id)
+        if wo_customer != customer_id:
+            method, score = "manual", 100
+        customer_id, status = wo_customer, "confirmed"
+        extra["writeoff_ids"] = [wo.writeoff_id for wo in writeoffs]
+        extra["confirmed_by"] = confirmed.get("confirmed_by") if confirmed else None
+    elif confirmed:
+        if confirmed["customer_id"] != customer_id:
+            method, score = "manual", 100
+        customer_id, status = confirmed["customer_id"], "confirmed"
+        extra["confirmed"] = confirmed
+
+    def row(order_id, cents, ev_json):
+        return (account_no, txn_id, customer_id, order_id, int(cents), method, int(score), status, ev_json)
+
+    if amount < 0:  # a debit appears only as a refund taken back from an order
+        if customer_id is None or status not in ("auto_linked", "confirmed"):
+            return []
+        result = book.allocate_refund(customer_id, amount, link.memo_orders)
+        if result is None:
+            return []
+        extra["allocation"] = result.evidence()
+        ev = dump()
+        return [row(p.order_id, p.cents, ev) for p in result.parts]
+
+    if customer_id is None:
+        ev = dump()
+        return [row(None, amount, ev)]
+
+    remaining = amount
+    for wo in writeoffs:  # already reserved on the order book
+        rows_ev = None
+        rows.append((wo.order_id, int(wo.amount_cents), rows_ev))
+        remaining -= int(wo.amount_cents)
+    result: AllocationResult | None = None
+    if remaining > 0 and writeoffs:  # finance allocated this credit; the rest stays unapplied
+        rows.append((None, remaining, None))
+    elif remaining > 0:
+        linked = status in ("auto_linked", "confirmed")
+        memo_orders = link.memo_orders if not writeoffs else []
+        result = book.allocate_credit(customer_id, remaining, memo_orders, commit=linked)
+        rows.extend((p.order_id, p.cents, None) for p in result.parts)
+        extra["allocation"] = result.evidence()
+        if result.amount_mismatch and linked and not writeoffs:
+            extra["amount_mismatch"] = True  # read by the level-1 alert
+    ev = dump()
+    merged: dict[str | None, int] = {}
+    for order_id, cents, _ in rows:
+        merged[order_id] = merged.get(order_id, 0) + cents
+    return [row(order_id, cents, ev) for order_id, cents in merged.items()]

@@ -1,0 +1,128 @@
+"""Learning from finance: payer accounts and names confirmed by write-offs and feedback, and rejections."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from recon_pipeline.matching.inputs import MatchingInputs, MatchOptions, clean_text, column_values, row_records
+from recon_pipeline.matching.names import NameParts, parse_company_name
+
+
+@dataclass
+class Learned:
+    """What finance confirmed or rejected, derived from the inputs on every run."""
+
+    accounts: dict[str, dict[str, dict]] = field(default_factory=lambda: defaultdict(dict))
+    names: dict[str, dict[str, dict]] = field(default_factory=lambda: defaultdict(dict))
+    confirmed_txn: dict[tuple[str, str], dict] = field(default_factory=dict)  # -> {customer_id, provenance}
+    rejected_txn: dict[tuple[str, str], set[str]] = field(default_factory=lambda: defaultdict(set))
+    rejected_payer: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))  # payer key -> customers
+
+    def account_customer(self, account: str) -> tuple[str | None, dict | None]:
+        seen = self.accounts.get(account) if account else None
+        if seen and len(seen) == 1:
+            ((customer_id, provenance),) = seen.items()
+            return customer_id, provenance
+        return None, None
+
+    def name_customer(self, normalized: str) -> tuple[str | None, dict | None]:
+        seen = self.names.get(normalized) if normalized else None
+        if seen and len(seen) == 1:
+            ((customer_id, provenance),) = seen.items()
+            return customer_id, provenance
+        return None, None
+
+    def rejected_for(self, account_no: str, txn_id: str, keys: list[str]) -> frozenset[str]:
+        """Customers finance rejected for this bank line or this payer (account or name)."""
+        if not self.rejected_txn and not self.rejected_payer:
+            return frozenset()
+        out = set(self.rejected_txn.get((account_no, txn_id), ()))
+        for key in keys:
+            out |= self.rejected_payer.get(key, set())
+        return frozenset(out)
+
+
+def account_key(counterparty_account, payer: NameParts) -> str:
+    digits = clean_text(counterparty_account)
+    if not digits.isalnum():
+        digits = "".join(ch for ch in digits if ch.isalnum())
+    return digits or payer.account_digits
+
+
+def payer_keys(account: str, payer: NameParts) -> list[str]:
+    keys = []
+    if account:
+        keys.append("account:" + account)
+    if payer.normalized:
+        keys.append("name:" + payer.normalized)
+    return keys
+
+
+def learn_from_finance(inputs: MatchingInputs, contracts: pd.DataFrame, options: MatchOptions) -> Learned:
+    """Confirmed payer accounts and names (learned aliases) and rejections, with provenance."""
+    learned = Learned()
+    as_of = pd.Timestamp(inputs.as_of) if inputs.as_of is not None else None
+    order_customer = dict(zip(column_values(contracts["order_id"]), column_values(contracts["customer_id"])))
+    decided_txns: set[str] = set()
+    for frame in (inputs.writeoffs, inputs.feedback):
+        if frame is not None and not frame.empty:
+            decided_txns |= {str(t) for t in frame["txn_id"].dropna()}
+    lines_by_txn: dict[str, list[tuple]] = defaultdict(list)
+    if decided_txns:
+        bank = inputs.bank[inputs.bank["txn_id"].astype(str).isin(decided_txns)]
+        for line in zip(*(column_values(bank[c]) for c in ("account_no", "txn_id", "counterparty_name",
+                                                              "counterparty_account"))):
+            lines_by_txn[str(line[1])].append(line)
+
+    def remember(account_no, txn_id, name, account_raw, customer_id, provenance):
+        payer = parse_company_name(clean_text(name) or None, options.channel_prefixes)
+        account = account_key(account_raw, payer)
+        provenance = {**provenance, "account_no": str(account_no), "txn_id": str(txn_id)}
+        if account:
+            learned.accounts[account].setdefault(customer_id, provenance)
+        if payer.normalized and not payer.masked:
+            learned.names[payer.normalized].setdefault(customer_id, provenance)
+        learned.confirmed_txn.setdefault((str(account_no), str(txn_id)), {"customer_id": customer_id, **provenance})
+
+    def decided_in_time(when) -> bool:
+        return as_of is None or pd.isna(when) or pd.Timestamp(when) <= as_of
+
+    writeoffs = inputs.writeoffs
+    if writeoffs is not None and not writeoffs.empty:
+        active = writeoffs[writeoffs["status"].fillna("active") == "active"]
+        for wo in row_records(active[["writeoff_id", "txn_id", "order_id", "confirmed_by", "confirmed_at"]], "WriteOff"):
+            customer_id = order_customer.get(wo.order_id)
+            if not customer_id or not decided_in_time(wo.confirmed_at):
+                continue
+            provenance = {"source": "finance_writeoffs", "writeoff_id": wo.writeoff_id,
+                          "confirmed_by": clean_text(wo.confirmed_by), "confirmed_at": clean_text(wo.confirmed_at)}
+            for account_no, txn_id, name, account_raw in lines_by_txn.get(str(wo.txn_id), []):
+                remember(account_no, txn_id, name, account_raw, customer_id, provenance)
+
+    feedback = inputs.feedback
+    if feedback is not None and not feedback.empty:
+        ordered = feedback.sort_values(["decided_at", "feedback_id"], na_position="first")
+        for fb in row_records(ordered, "Feedback"):
+            if not decided_in_time(fb.decided_at):
+                continue
+            customer_id = clean_text(fb.customer_id) or order_customer.get(clean_text(getattr(fb, "order_id", "")))
+            if not customer_id:
+                continue
+            decision = clean_text(fb.decision).lower()
+            provenance = {"source": "match_feedback", "feedback_id": clean_text(fb.feedback_id),
+                          "confirmed_by": clean_text(fb.decided_by), "confirmed_at": clean_text(fb.decided_at)}
+            for account_no, txn_id, name, account_raw in lines_by_txn.get(clean_text(fb.txn_id), []):
+                if clean_text(fb.account_no) and clean_text(fb.account_no) != str(account_no):
+                    continue
+                if decision in ("confirm", "confirmed", "确认", "同意"):
+                    learned.rejected_txn[(str(account_no), str(txn_id))].discard(customer_id)
+                    remember(account_no, txn_id, name, account_raw, customer_id, provenance)
+                elif decision in ("reject", "rejected", "驳回", "拒绝", "否"):
+                    learned.rejected_txn[(str(account_no), str(txn_id))].add(customer_id)
+                    payer = parse_company_name(clean_text(name) or None, options.channel_prefixes)
+                    for key in payer_keys(account_key(account_raw, payer), payer):
+                        learned.rejected_payer[key].add(customer_id)
+    return learned
