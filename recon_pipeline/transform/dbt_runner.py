@@ -1,4 +1,11 @@
-"""Run the dbt project against a warehouse (used by `recon run`; Dagster uses dagster-dbt).
+"""Run the dbt project against a warehouse, in this process (used by `recon run`; Dagster uses dagster-dbt).
+
+dbt is invoked through `dbtRunner` rather than as a subprocess: no interpreter start-up and no
+re-parse per command. The project is parsed once per process and warehouse into a manifest
+that every later command reuses; the parse itself is partial (dbt's `partial_parse.msgpack`
+under the warehouse's dbt folder), so a new process re-reads only the files that changed.
+The parse sees no run vars on purpose: dbt throws its partial-parse state away whenever the
+vars change, and the as-of changes on every run. Vars are rendered when the nodes compile.
 
 Both paths build their arguments here, so the vars the models see are the same.
 """
@@ -8,8 +15,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
+import threading
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -47,38 +54,110 @@ def dbt_executable() -> str:
     return str(beside_python) if beside_python.exists() else (shutil.which("dbt") or "dbt")
 
 
+# dbt keeps global state (flags, adapters, its DuckDB handle): one command at a time per process.
+_LOCK = threading.RLock()
+_MANIFESTS: dict[Path, object] = {}  # dbt work dir -> parsed Manifest
+
+
+def _common_args(work: Path) -> list[str]:
+    return [
+        "--project-dir", str(DBT_PROJECT_DIR),
+        "--profiles-dir", str(DBT_PROJECT_DIR),
+        "--target-path", str(work / "target"),
+        "--log-path", str(work / "logs"),
+    ]
+
+
+def _global_args() -> list[str]:
+    # Nothing on the user's terminal (the pipeline prints its own stages); dbt.log keeps it all.
+    return ["--log-level", "none", "--log-level-file", "info", "--no-use-colors-file",
+            "--no-send-anonymous-usage-stats", "--no-version-check"]
+
+
+def _release_warehouse() -> None:
+    """Close dbt-duckdb's handle on the warehouse file, so another process can open it for writing."""
+    try:
+        from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+    except ImportError:  # another adapter
+        return
+    with DuckDBConnectionManager._LOCK:
+        env = DuckDBConnectionManager._ENV
+        DuckDBConnectionManager._ENV = None
+        if env is not None and getattr(env, "conn", None) is not None:
+            env.conn.close()
+            env.conn = None
+
+
+def _environment(warehouse: Path):
+    """profiles.yml reads the warehouse path from the environment: set it for this command only."""
+    previous = {k: os.environ.get(k) for k in ("RECON_WAREHOUSE", "DBT_SEND_ANONYMOUS_USAGE_STATS")}
+    os.environ["RECON_WAREHOUSE"] = str(Path(warehouse).resolve())
+    os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+
+    def restore() -> None:
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    return restore
+
+
+def parsed_manifest(warehouse: Path, refresh: bool = False):
+    """The project's manifest for this warehouse, parsed once per process (partially when dbt can)."""
+    from dbt.cli.main import dbtRunner
+
+    work = dbt_work_dir(warehouse)
+    with _LOCK:
+        if not refresh and work in _MANIFESTS:
+            return _MANIFESTS[work]
+        work.mkdir(parents=True, exist_ok=True)
+        restore = _environment(warehouse)
+        try:
+            outcome = dbtRunner().invoke([*_global_args(), "parse", *_common_args(work), "--partial-parse"])
+        finally:
+            restore()
+            _release_warehouse()
+        if not outcome.success or outcome.result is None:
+            raise RuntimeError(f"dbt parse 失败: {outcome.exception or '见 ' + str(work / 'logs' / 'dbt.log')}")
+        _MANIFESTS[work] = outcome.result
+        return outcome.result
+
+
+def _results_summary(results) -> tuple[dict[str, int], list[str]]:
+    counts: dict[str, int] = {}
+    failures: list[str] = []
+    for node_result in getattr(results, "results", None) or []:
+        status = str(getattr(node_result.status, "value", node_result.status))
+        counts[status] = counts.get(status, 0) + 1
+        if status in ("error", "fail", "runtime error"):
+            message = (node_result.message or "").strip().splitlines()
+            failures.append(f"{node_result.node.unique_id}: {message[0] if message else status}")
+    return counts, failures
+
+
 def run_dbt(
     command: list[str],
     warehouse: Path,
     settings: Settings,
     as_of: datetime,
 ) -> DbtResult:
+    """One dbt command (e.g. `["build", "--selector", "before_matching"]`) in this process."""
+    from dbt.cli.main import dbtRunner
+
     work = dbt_work_dir(warehouse)
-    work.mkdir(parents=True, exist_ok=True)
-    target = work / "target"
-    log_file = work / "dbt-output.log"
-    args = [
-        dbt_executable(),
-        *command,
-        "--project-dir", str(DBT_PROJECT_DIR),
-        "--profiles-dir", str(DBT_PROJECT_DIR),
-        "--target-path", str(target),
-        "--log-path", str(work / "logs"),
-        "--vars", json.dumps(dbt_vars(settings, as_of)),
-    ]
-    with log_file.open("w", encoding="utf-8") as log:
-        completed = subprocess.run(args, env=dbt_env(warehouse), stdout=log, stderr=subprocess.STDOUT, cwd=DBT_PROJECT_DIR)
-    counts: dict[str, int] = {}
-    failures: list[str] = []
-    results_file = target / "run_results.json"
-    if results_file.exists():
-        for result in json.loads(results_file.read_text(encoding="utf-8")).get("results", []):
-            status = result.get("status", "unknown")
-            counts[status] = counts.get(status, 0) + 1
-            if status in ("error", "fail", "runtime error"):
-                message = (result.get("message") or "").strip().splitlines()
-                failures.append(f"{result.get('unique_id')}: {message[0] if message else status}")
-    if completed.returncode != 0 and not failures:
-        tail = log_file.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-3:]
-        failures.append(" | ".join(tail) or f"dbt exited {completed.returncode}")
-    return DbtResult(completed.returncode == 0, counts, failures, log_file)
+    log_file = work / "logs" / "dbt.log"
+    with _LOCK:
+        manifest = parsed_manifest(warehouse)
+        restore = _environment(warehouse)
+        try:
+            args = [*_global_args(), *command, *_common_args(work), "--no-write-json",
+                    "--vars", json.dumps(dbt_vars(settings, as_of))]
+            outcome = dbtRunner(manifest=manifest).invoke(args)
+        finally:
+            restore()
+            _release_warehouse()
+    counts, failures = _results_summary(outcome.result)
+    if not outcome.success and not failures:
+        failures.append(str(outcome.exception or f"dbt {command[0]} 未成功，见 {log_file}").splitlines()[0])
+    return DbtResult(bool(outcome.success), counts, failures, log_file)
