@@ -1,0 +1,181 @@
+"""Adjustments (调整): a change to a closed period, booked in the open period of the run's as-of.
+
+Every run recomputes, for each closed period (its current version) and each order, what the
+live marts recognize there now against what the close froze plus what earlier adjustments
+already booked. A non-zero difference is booked in the period of the run's as-of (the current
+open period): negative when the closed period was overstated. The ledger is kept across runs:
+adjustments booked in an earlier period, or in a closed one, never change; those of the current
+period are recomputed, so a change undone within the same period leaves no trace and
+re-running the same as-of books nothing new. `adjustment_id` hashes the closed period, its
+version, the order, the salesperson and the booking period: the same fact keeps its id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Iterable
+
+import pandas as pd
+
+from recon_pipeline.as_of import cutoff_period
+from recon_pipeline.close.reasons import Evidence, change_reason
+
+LEDGER_COLUMNS = [
+    "adjustment_id", "original_period", "booked_period", "order_id", "salesperson_id", "amount_cents",
+    "reason", "as_of", "original_version", "adjustment_type", "contract_no", "customer_name",
+    "current_recognized_period",
+]
+RECONCILIATION_COLUMNS = [
+    "period", "version", "salesperson_id", "closed_recognized_cents", "adjustments_cents", "live_recognized_cents",
+    "unexplained_cents", "closed_signed_cents", "live_signed_cents", "closed_collected_cents",
+    "live_collected_cents", "as_of",
+]
+KEY = ["order_id", "salesperson_id"]
+
+
+def adjustment_id(original_period: str, version: int, order_id: str, salesperson_id: str, booked_period: str) -> str:
+    text = "|".join([original_period, str(version), order_id, salesperson_id, booked_period])
+    return "ADJ-" + hashlib.sha1(text.encode("utf-8")).hexdigest()[:12].upper()
+
+
+@dataclass
+class AdjustmentPlan:
+    """What a run does to the ledger: keep some entries, replace the recomputable ones with `booked`."""
+
+    current_period: str
+    kept: pd.DataFrame
+    booked: pd.DataFrame
+    skipped: str | None = None
+    closes: list[tuple[str, int]] = field(default_factory=list)
+
+    @property
+    def ledger(self) -> pd.DataFrame:
+        frames = [frame for frame in (self.kept, self.booked) if not frame.empty]
+        if not frames:
+            return pd.DataFrame(columns=LEDGER_COLUMNS)
+        return pd.concat(frames, ignore_index=True)[LEDGER_COLUMNS]
+
+
+def _by_key(frame: pd.DataFrame, value: str) -> dict[tuple[str, str], int]:
+    if frame.empty:
+        return {}
+    sums = frame.groupby(KEY, sort=False)[value].sum()
+    return {key: int(cents) for key, cents in sums.items()}
+
+
+def _rows(frame: pd.DataFrame) -> dict[str, dict]:
+    """order_id -> row (as a dict) of a frame with one row per order."""
+    return {str(row["order_id"]): row for row in frame.to_dict("records")}
+
+
+def plan_adjustments(
+    *,
+    as_of: datetime,
+    cutoff_hour: int,
+    closes: Iterable[tuple[str, int]],
+    closed_periods: set[str],
+    frozen: pd.DataFrame,
+    excluded: pd.DataFrame,
+    live: pd.DataFrame,
+    ledger: pd.DataFrame,
+    evidence: Evidence,
+    tolerance_cents: int = 100,
+) -> AdjustmentPlan:
+    """The ledger after a run at `as_of` (pure).
+
+    closes: the closed periods' current versions; closed_periods: every period whose latest
+    close-log entry is a close; frozen / excluded: period_close_orders /
+    period_close_excluded_orders of those versions (cents); live: the live orders (cents);
+    ledger: period_adjustments as stored (amount_cents).
+    """
+    current = cutoff_period(as_of, cutoff_hour)
+    ledger = ledger if not ledger.empty else pd.DataFrame(columns=LEDGER_COLUMNS)
+    immutable = (ledger["booked_period"] < current) | ledger["booked_period"].isin(closed_periods)
+    kept = ledger[immutable].reset_index(drop=True)
+    closes = sorted((period, int(version)) for period, version in closes if period < current)
+    if current in closed_periods:
+        # Only a run at an earlier as-of than the close lands here: nothing may be booked into a closed period.
+        return AdjustmentPlan(current, ledger.reset_index(drop=True), pd.DataFrame(columns=LEDGER_COLUMNS),
+                              skipped=f"评估时点所在期间 {current} 已封账，本次不记调整", closes=closes)
+
+    recognized = live[live["is_closed"].astype(bool) & live["salesperson_id"].notna()]
+    live_rows = _rows(live)
+    booked: list[dict] = []
+    for period, version in closes:
+        frozen_here = frozen[(frozen["period"] == period) & (frozen["version"] == version)]
+        excluded_rows = _rows(excluded[(excluded["period"] == period) & (excluded["version"] == version)])
+        frozen_rows = _rows(frozen_here)
+        kept_here = kept[(kept["original_period"] == period) & (kept["original_version"] == version)]
+        live_cents = _by_key(recognized[recognized["recognized_period"] == period], "contract_cents")
+        frozen_cents = _by_key(frozen_here, "recognized_cents")
+        kept_cents = _by_key(kept_here, "amount_cents")
+        for key in sorted(set(live_cents) | set(frozen_cents) | set(kept_cents)):
+            now, then, before = live_cents.get(key, 0), frozen_cents.get(key, 0), kept_cents.get(key, 0)
+            delta = now - then - before
+            if delta == 0:
+                continue
+            order_id, salesperson_id = key
+            live_row = live_rows.get(order_id)
+            frozen_row = frozen_rows.get(order_id)
+            kind, reason = change_reason(
+                original_period=period, salesperson_id=salesperson_id, frozen=frozen_row,
+                excluded=excluded_rows.get(order_id), live=live_row, live_cents=now, frozen_cents=then,
+                booked_cents=before, delta_cents=delta, evidence=evidence, cutoff_hour=cutoff_hour,
+                tolerance_cents=tolerance_cents,
+            )
+            described = live_row or frozen_rows.get(order_id) or excluded_rows.get(order_id) or {}
+            booked.append({
+                "adjustment_id": adjustment_id(period, version, order_id, salesperson_id, current),
+                "original_period": period,
+                "booked_period": current,
+                "order_id": order_id,
+                "salesperson_id": salesperson_id,
+                "amount_cents": delta,
+                "reason": reason,
+                "as_of": as_of,
+                "original_version": version,
+                "adjustment_type": kind,
+                "contract_no": described.get("contract_no"),
+                "customer_name": described.get("customer_name"),
+                "current_recognized_period": (live_row or {}).get("recognized_period") if (live_row or {}).get("is_closed") else None,
+            })
+    return AdjustmentPlan(current, kept, pd.DataFrame(booked, columns=LEDGER_COLUMNS), closes=closes)
+
+
+def reconcile(
+    plan: AdjustmentPlan,
+    closed_figures: pd.DataFrame,
+    live_summary: pd.DataFrame,
+    as_of: datetime,
+) -> pd.DataFrame:
+    """Per closed period version and salesperson: frozen + adjustments against the live summary (pure).
+
+    closed_figures: period_close rows (period, version, salesperson_id, *_cents); live_summary:
+    salesperson_period_summary (period, salesperson_id, *_cents).
+    """
+    ledger = plan.ledger
+    rows = []
+    for period, version in plan.closes:
+        closed = closed_figures[(closed_figures["period"] == period) & (closed_figures["version"] == version)]
+        closed = closed.set_index("salesperson_id")
+        live = live_summary[live_summary["period"] == period].set_index("salesperson_id")
+        adjustments = ledger[(ledger["original_period"] == period) & (ledger["original_version"] == version)]
+        adjusted = adjustments.groupby("salesperson_id")["amount_cents"].sum()
+        for salesperson_id in sorted(set(closed.index) | set(live.index) | set(adjusted.index)):
+            def figure(frame: pd.DataFrame, column: str) -> int:
+                return int(frame.at[salesperson_id, column]) if salesperson_id in frame.index else 0
+            closed_recognized, live_recognized = figure(closed, "recognized_cents"), figure(live, "recognized_cents")
+            adjustment = int(adjusted.get(salesperson_id, 0))
+            rows.append({
+                "period": period, "version": version, "salesperson_id": salesperson_id,
+                "closed_recognized_cents": closed_recognized, "adjustments_cents": adjustment,
+                "live_recognized_cents": live_recognized,
+                "unexplained_cents": live_recognized - closed_recognized - adjustment,
+                "closed_signed_cents": figure(closed, "signed_cents"), "live_signed_cents": figure(live, "signed_cents"),
+                "closed_collected_cents": figure(closed, "collected_cents"),
+                "live_collected_cents": figure(live, "collected_cents"),
+                "as_of": as_of,
+            })
+    return pd.DataFrame(rows, columns=RECONCILIATION_COLUMNS)
