@@ -52,7 +52,7 @@ def has_table(conn: duckdb.DuckDBPyConnection, name: str, schema: str = "mart") 
         "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ? "
         "AND table_catalog = current_database()",
         [schema, name],
-    ).fetchone()[0])
+    ).fetchall()[0][0])
 
 
 def _columns(conn: duckdb.DuckDBPyConnection, name: str, schema: str = "mart") -> set[str]:
@@ -107,7 +107,7 @@ def last_run_as_of(conn: duckdb.DuckDBPyConnection) -> datetime | None:
     """The as-of of the last run that built the marts (their `as_of` column), None before any run."""
     for table in (ORDERS, SUMMARY):
         if has_table(conn, table) and "as_of" in _columns(conn, table):
-            value = conn.execute(f"SELECT max(as_of) FROM mart.{table}").fetchone()[0]
+            value = conn.execute(f"SELECT max(as_of) FROM mart.{table}").fetchall()[0][0]
             if value is not None:
                 return pd.Timestamp(value).to_pydatetime()
     return None

@@ -190,7 +190,7 @@ def _overstated(period: str, salesperson_id: str, frozen: Order, live: Order, ev
             return kind, f"{words}，财务联重新打开（{'；'.join(order_gaps(live, tolerance_cents))}）"
         return "receipt_reduced", f"财务联重新打开（{'；'.join(order_gaps(live, tolerance_cents))}）"
     moved = f"订单现计入 {live.get('recognized_period')}"
-    details = [words for _, words in [finance] if finance] + _leg_changes(frozen, live)
+    details = ([finance[1]] if finance else []) + _leg_changes(frozen, live)
     return "period_moved", moved + (f"：{'；'.join(details)}" if details else "")
 
 
