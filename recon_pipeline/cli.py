@@ -188,6 +188,63 @@ def inspect(
         out.print("没有会被隔离的行。", highlight=False)
 
 
+
+@app.command("close-period")
+def close_period(
+    period: str = typer.Argument(..., help="要封账的期间 YYYY-MM"),
+    warehouse: Path = typer.Option(..., "--warehouse", envvar="RECON_WAREHOUSE", help="DuckDB 数据仓库文件"),
+    by: Optional[str] = typer.Option(None, "--by", help="封账人（默认当前系统用户）"),
+    settings_file: Optional[Path] = typer.Option(None, "--settings", envvar="RECON_SETTINGS", help="设置文件 (YAML)"),
+) -> None:
+    """Close (封账) a period: freeze every salesperson's figures as of the last run, then republish."""
+    from recon_pipeline.close.commands import close_command
+    from recon_pipeline.close.periods import CloseError
+
+    try:
+        outcome = close_command(warehouse, period, load_settings(settings_file), closed_by=by)
+    except (CloseError, FileNotFoundError) as exc:
+        fail(str(exc))
+    out.print(outcome.message(), highlight=False, soft_wrap=True)
+
+
+@app.command("reopen-period")
+def reopen_period(
+    period: str = typer.Argument(..., help="要重开的已封账期间 YYYY-MM"),
+    reason: str = typer.Option(..., "--reason", help="重开原因（必填，记录在封账日志中）"),
+    warehouse: Path = typer.Option(..., "--warehouse", envvar="RECON_WAREHOUSE", help="DuckDB 数据仓库文件"),
+    by: Optional[str] = typer.Option(None, "--by", help="重开人（默认当前系统用户）"),
+    settings_file: Optional[Path] = typer.Option(None, "--settings", envvar="RECON_SETTINGS", help="设置文件 (YAML)"),
+) -> None:
+    """Reopen a closed period (who, when and why are recorded); the next close makes a new version."""
+    from recon_pipeline.close.commands import reopen_command
+    from recon_pipeline.close.periods import CloseError
+
+    try:
+        outcome = reopen_command(warehouse, period, reason, load_settings(settings_file), reopened_by=by)
+    except (CloseError, FileNotFoundError) as exc:
+        fail(str(exc))
+    out.print(outcome.message(), highlight=False, soft_wrap=True)
+
+
+@app.command("period-statements")
+def period_statements(
+    period: str = typer.Argument(..., help="期间 YYYY-MM"),
+    warehouse: Path = typer.Option(..., "--warehouse", envvar="RECON_WAREHOUSE", help="数据仓库文件（读取其发布副本）"),
+    out_dir: Path = typer.Option(Path("."), "--out", help="输出目录"),
+    salesperson: Optional[str] = typer.Option(None, "--salesperson", help="只导出这位销售（默认全部）"),
+    settings_file: Optional[Path] = typer.Option(None, "--settings", envvar="RECON_SETTINGS", help="设置文件 (YAML)"),
+) -> None:
+    """Write each salesperson's 业绩确认单 of a period as XLSX."""
+    from recon_pipeline.close.commands import export_statements
+    from recon_pipeline.close.periods import CloseError
+
+    try:
+        written = export_statements(warehouse, period, out_dir, load_settings(settings_file), salesperson)
+    except (CloseError, FileNotFoundError) as exc:
+        fail(str(exc))
+    out.print(f"已导出 {len(written)} 份业绩确认单到 {out_dir}", highlight=False)
+
+
 _register_subcommands()
 
 
