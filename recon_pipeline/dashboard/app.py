@@ -27,6 +27,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from recon_pipeline.as_of import cutoff_period, next_cutoff
+from recon_pipeline.close.status import period_board
 from recon_pipeline.dashboard import charts, feedback, formatting, queries
 from recon_pipeline.dashboard.labels import (
     ALERT_LEVELS,
@@ -38,6 +39,8 @@ from recon_pipeline.dashboard.labels import (
     metric_display,
 )
 from recon_pipeline.dashboard.runbook import render_runbook, runbook_link
+from recon_pipeline.dashboard.statement_page import statement_context
+from recon_pipeline.money import format_yuan
 from recon_pipeline.settings import PROJECT_ROOT, Settings, load_settings
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -64,6 +67,7 @@ class DashboardConfig:
     trend_points: int = 30
     row_limit: int = 200
     runbook_path: Path = field(default_factory=lambda: PROJECT_ROOT / "docs" / "runbook.md")
+    settings: Settings = field(default_factory=load_settings, repr=False, compare=False)
 
     @classmethod
     def from_settings(cls, published_path, landing_dir=None, token=None, settings: Settings | None = None):
@@ -81,6 +85,7 @@ class DashboardConfig:
             trend_points=int(section.get("trend_points", 30)),
             row_limit=int(section.get("row_limit", 200)),
             runbook_path=(PROJECT_ROOT / runbook) if runbook else PROJECT_ROOT / "docs" / "runbook.md",
+            settings=settings,
         )
 
 
@@ -97,7 +102,7 @@ def _templates() -> Environment:
     )
     env.filters.update(
         yuan=formatting.yuan, wan=formatting.wan, percent=formatting.percent,
-        number=formatting.number, ts=formatting.timestamp,
+        number=formatting.number, ts=formatting.timestamp, cents=format_yuan,
     )
     env.globals.update(
         nav=NAV, ALERT_LEVELS=ALERT_LEVELS, ALERT_TYPES=ALERT_TYPES, DIFF_TYPES=DIFF_TYPES,
@@ -133,10 +138,12 @@ def create_app(config: DashboardConfig) -> Starlette:
                     with open_reader() as reader:
                         as_of = queries.mart_as_of(reader)
                         context = build(request, reader, as_of)
+                        if isinstance(context, Response):  # a download (XLSX)
+                            return context
                         context.update(as_of=as_of, published_at=queries.published_at(reader))
                 except NotPublished:
                     return render(request, "not_published.html", status_code=503, published_path=config.published_path)
-                return render(request, template, **context)
+                return render(request, template, status_code=context.pop("status_code", 200), **context)
 
             return endpoint
 
@@ -201,6 +208,7 @@ def create_app(config: DashboardConfig) -> Starlette:
             "hours_to_cutoff": queries.hours_to_cutoff(metrics, as_of, config.cutoff_hour),
             "cutoff_at": next_cutoff(as_of, config.cutoff_hour) if as_of else None,
             "at_risk": queries.orders_at_risk(reader, config.row_limit),
+            "close_board": period_board(reader.conn, as_of, config.settings),
         }
 
     @page("alerts.html")
@@ -275,6 +283,10 @@ def create_app(config: DashboardConfig) -> Starlette:
         response.set_cookie(DECIDED_BY_COOKIE, quote(decision.decided_by), max_age=3600 * 24 * 180, samesite="strict", httponly=True)
         return response
 
+    @page("statement.html")
+    def statement(request, reader, as_of):
+        return statement_context(request, reader, as_of, config.settings)
+
     def runbook(request: Request) -> Response:
         return render(request, "runbook.html", content=render_runbook(config.runbook_path), as_of=None, published_at=None)
 
@@ -286,6 +298,7 @@ def create_app(config: DashboardConfig) -> Starlette:
         Route("/review", review),
         Route("/review/decide", decide, methods=["POST"]),
         Route("/runbook", runbook),
+        Route("/salespeople/{salesperson_id}/statement", statement),
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
     ]
     app = Starlette(routes=routes)
