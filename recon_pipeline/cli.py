@@ -50,7 +50,7 @@ def run(
     debug: bool = typer.Option(False, "--debug", help="出错时打印完整堆栈"),
 ) -> None:
     """Ingest every drop dated on or before the as-of, rebuild the models, evaluate the rules."""
-    from recon_pipeline.pipeline import PipelineError, run_pipeline
+    from recon_pipeline.pipeline import PipelineError, RunContext, RunOptions, run_stages
     from recon_pipeline.summary import print_run_summary
 
     try:
@@ -62,10 +62,11 @@ def run(
             if err.is_terminal:
                 err.print(f"[dim]→ {STAGE_LABELS.get(stage, stage)}…[/]", highlight=False)
 
-        result = run_pipeline(
-            landing, warehouse, moment, settings, progress,
-            send_notifications=send, dry_run=dry_run, echo=lambda line: out.print(line, highlight=False),
+        run_context = RunContext(
+            landing_dir=landing, warehouse=warehouse, as_of=moment, settings=settings,
+            options=RunOptions(notify=send, dry_run=dry_run), echo=lambda line: out.print(line, highlight=False),
         )
+        result = run_stages(run_context, progress)
     except (PipelineError, AsOfError, FileNotFoundError) as exc:
         fail(str(exc))
     except Exception as exc:  # noqa: BLE001 - a cron user needs one line, not a traceback

@@ -10,11 +10,13 @@ from recon_pipeline.orchestration.automation import jobs, schedules, sensors
 from recon_pipeline.orchestration.dbt_assets import dbt_marts, dbt_project, dbt_staging
 from recon_pipeline.orchestration.ingest_assets import ingest_assets
 from recon_pipeline.orchestration.matching_assets import receipt_links
+from recon_pipeline.orchestration.publish_assets import alert_notifications, published_mart
 from recon_pipeline.orchestration.resources import ReconResource
 from recon_pipeline.transform.dbt_runner import dbt_executable
 
 defs = dg.Definitions(
-    assets=[*ingest_assets, dbt_staging, receipt_links, dbt_marts, health_metrics, open_alerts],
+    assets=[*ingest_assets, dbt_staging, receipt_links, dbt_marts, health_metrics, open_alerts, published_mart,
+            alert_notifications],
     resources={
         "recon": ReconResource(),
         "dbt": DbtCliResource(project_dir=dbt_project(), dbt_executable=dbt_executable()),

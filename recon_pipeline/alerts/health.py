@@ -189,10 +189,10 @@ def _collection_rows(conn: duckdb.DuckDBPyConnection, as_of: datetime, settings:
         delays AS (
           SELECT w.window_no, o.customer_id,
                  CASE WHEN o.paid_at >= w.start_at AND o.paid_at < w.end_at
-                        THEN epoch(o.paid_at - o.signed_at) / 86400
+                        THEN date_diff('second', o.signed_at, o.paid_at)
                       WHEN (o.paid_at IS NULL OR o.paid_at >= w.end_at) AND o.signed_at < w.start_at
-                        THEN epoch(w.end_at - o.signed_at) / 86400
-                 END AS delay_days,
+                        THEN date_diff('second', o.signed_at, w.end_at)
+                 END AS delay_seconds,
                  CASE WHEN o.signed_at >= w.start_at AND o.signed_at < w.end_at THEN 1 ELSE 0 END AS signed_here,
                  CASE WHEN o.signed_at >= w.start_at AND o.signed_at < w.end_at THEN o.amount_cents ELSE 0 END
                    AS signed_cents_here
@@ -205,7 +205,8 @@ def _collection_rows(conn: duckdb.DuckDBPyConnection, as_of: datetime, settings:
         SELECT d.customer_id, d.window_no,
                sum(d.signed_here)::BIGINT AS signed_orders,
                sum(d.signed_cents_here)::BIGINT AS signed_cents,
-               avg(d.delay_days) AS avg_delay_days,
+               -- integer seconds summed exactly: a float avg() depends on DuckDB's thread order
+               sum(d.delay_seconds)::DOUBLE / count(d.delay_seconds) / 86400 AS avg_delay_days,
                coalesce(any_value(s.outstanding_cents), 0)::BIGINT AS outstanding_cents,
                any_value(c.customer_name) AS customer_name,
                any_value(c.owner_salesperson_id) AS owner_salesperson_id

@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import Collection
 
 import duckdb
 import pyarrow as pa
@@ -405,15 +406,19 @@ def sync_landing(
     landing_dir: Path,
     until: date,
     settings: Settings,
+    sources: Collection[str] | None = None,
 ) -> IngestReport:
     """Load every drop dated on or before `until` that is new or changed since its last load.
 
     Drops that arrive late (an earlier date after a later one was loaded) are simply new.
-    A drop that fails is reported and left out; the others still load.
+    A drop that fails is reported and left out; the others still load. `sources` limits the
+    sync to those sources (default: all).
     """
     ensure_schema(conn)
     report = IngestReport()
     drops, report.warnings = list_drops(landing_dir, until)
+    if sources is not None:
+        drops = [(source, day) for source, day in drops if source in sources]
     known = dict(
         ((s, d), f) for s, d, f in conn.execute("SELECT source, _drop_date, fingerprint FROM raw.ingest_log").fetchall()
     )

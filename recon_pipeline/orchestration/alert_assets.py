@@ -1,17 +1,16 @@
-"""Alerts and the health board as assets downstream of the marts, with health checks."""
+"""Alerts and the health board as assets downstream of the marts (`stages.health`, `stages.alerts`)."""
 
 import dagster as dg
 
-from recon_pipeline.alerts import health
-from recon_pipeline.alerts import rules as alerts
-from recon_pipeline.orchestration.resources import ReconResource, run_as_of
-from recon_pipeline.warehouse import connect
+from recon_pipeline import stages
+from recon_pipeline.orchestration.resources import ReconResource, as_of_metadata, run_context
 
 MART_INPUTS = [
     dg.AssetKey(["mart", name])
     for name in ("fct_order_reconciliation", "fct_receipt_matches", "salesperson_period_summary", "diff_list")
 ]
 HEALTH_KEY = dg.AssetKey(["mart", "health_metrics"])
+ALERTS_KEY = dg.AssetKey(["mart", "alerts"])
 
 
 @dg.asset(
@@ -25,24 +24,26 @@ HEALTH_KEY = dg.AssetKey(["mart", "health_metrics"])
                                    description="Every health metric is within its threshold (green).")],
 )
 def health_metrics(context: dg.AssetExecutionContext, recon: ReconResource):
-    settings = recon.settings()
-    with connect(recon.warehouse_path) as conn:
-        metrics = health.refresh_health(conn, run_as_of(context, settings), settings)
-    red = metrics[metrics["status"] == "red"]
+    run = run_context(context, recon)
+    metrics = stages.health(run)
+    red = [row["metric"] for row in metrics if row["status"] == "red"]
     yield dg.MaterializeResult(
-        metadata={row.metric: dg.MetadataValue.text(f"{row.value} ({row.status})") for row in metrics.itertuples()}
+        metadata={
+            **as_of_metadata(run),
+            **{row["metric"]: dg.MetadataValue.text(f"{row['value']} ({row['status']})") for row in metrics},
+        }
     )
     yield dg.AssetCheckResult(
         check_name="health_thresholds",
-        passed=red.empty,
+        passed=not red,
         severity=dg.AssetCheckSeverity.ERROR,  # shown red in the UI; not blocking: the board still updates
-        metadata={"red_metrics": dg.MetadataValue.json(red["metric"].tolist())},
-        description="红灯指标: " + "、".join(red["metric"]) if not red.empty else "全部正常",
+        metadata={"red_metrics": dg.MetadataValue.json(red)},
+        description="红灯指标: " + "、".join(red) if red else "全部正常",
     )
 
 
 @dg.asset(
-    key=dg.AssetKey(["mart", "alerts"]),
+    key=ALERTS_KEY,
     deps=[*MART_INPUTS, HEALTH_KEY],
     group_name="alerts",
     kinds={"python", "duckdb"},
@@ -50,8 +51,6 @@ def health_metrics(context: dg.AssetExecutionContext, recon: ReconResource):
     pool="warehouse",
 )
 def open_alerts(context: dg.AssetExecutionContext, recon: ReconResource) -> dg.MaterializeResult:
-    settings = recon.settings()
-    with connect(recon.warehouse_path) as conn:
-        alerts.refresh_alerts(conn, run_as_of(context, settings), settings)
-        counts = alerts.open_alert_counts(conn)
-    return dg.MaterializeResult(metadata={k: int(v) for k, v in counts.items()})
+    run = run_context(context, recon)
+    counts = stages.alerts(run)
+    return dg.MaterializeResult(metadata={**as_of_metadata(run), **{k: int(v) for k, v in counts.items()}})

@@ -1,13 +1,14 @@
 """Jobs, schedules and the landing-zone sensor.
 
 Times are in the settings' time zone (Asia/Shanghai). Every run carries its as-of as the
-`recon/as_of` tag: the schedule's tick time, so a late or retried run evaluates the same moment.
+`recon/as_of` tag: the schedule's tick time, so a late or retried run evaluates the same moment;
+a run launched without it gets its launch time (see resources.run_as_of). The schedules run
+`nightly_reconciliation`, the whole pipeline, so each of them publishes like `recon run`.
 """
 
 
 import hashlib
 import json
-from datetime import timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -22,13 +23,21 @@ TIMEZONE = _settings.timezone
 ingest_selection = dg.AssetSelection.groups("ingest")
 models_selection = dg.AssetSelection.all() - ingest_selection
 
+nightly_job = dg.define_asset_job(
+    "nightly_reconciliation", selection=dg.AssetSelection.all(),
+    description=(
+        "Everything `recon run` does, at the run's as-of (tag recon/as_of, else the launch time): "
+        "ingest every drop dated on or before it, dbt staging, matching, dbt marts, health and "
+        "alerts, publish the read-only mart, notify."
+    ),
+)
 ingest_job = dg.define_asset_job(
     "ingest_drops", selection=ingest_selection,
-    description="Load one day's landing drops into raw history.",
+    description="Load one day's landing drops into raw history (the landing sensor's runs).",
 )
 refresh_job = dg.define_asset_job(
     "refresh_reconciliation", selection=models_selection,
-    description="Rebuild staging, matching, marts and alerts at the run's as-of.",
+    description="Rebuild staging, matching, marts, alerts and the publication at the run's as-of (no ingest).",
 )
 
 
@@ -36,27 +45,20 @@ def _tick_tags(context: dg.ScheduleEvaluationContext) -> dict[str, str]:
     return {AS_OF_TAG: context.scheduled_execution_time.isoformat()}
 
 
-@dg.schedule(job=ingest_job, cron_schedule="0 1 * * *", execution_timezone=TIMEZONE,
-             description="每晚 01:00: 读取前一天的落地文件")
-def nightly_ingest_schedule(context: dg.ScheduleEvaluationContext):
-    day = (context.scheduled_execution_time - timedelta(days=1)).date()
-    return dg.RunRequest(partition_key=day.isoformat(), tags=_tick_tags(context))
-
-
-@dg.schedule(job=refresh_job, cron_schedule="30 1 * * *", execution_timezone=TIMEZONE,
-             description="每晚 01:30: 全量重建对账报表与预警")
-def nightly_refresh_schedule(context: dg.ScheduleEvaluationContext):
+@dg.schedule(job=nightly_job, cron_schedule="0 1 * * *", execution_timezone=TIMEZONE,
+             description="每晚 01:00: 读取落地文件、重建对账报表与预警、发布")
+def nightly_reconciliation_schedule(context: dg.ScheduleEvaluationContext):
     return dg.RunRequest(tags=_tick_tags(context))
 
 
-@dg.schedule(job=refresh_job, cron_schedule="0 17 * * *", execution_timezone=TIMEZONE,
-             description="每天 17:00: 差额清单")
+@dg.schedule(job=nightly_job, cron_schedule="0 17 * * *", execution_timezone=TIMEZONE,
+             description="每天 17:00: 差额清单（完整运行，as-of 为 17:00）")
 def diff_list_schedule(context: dg.ScheduleEvaluationContext):
     return dg.RunRequest(tags=_tick_tags(context))
 
 
-@dg.schedule(job=refresh_job, cron_schedule="*/10 9-18 * * 1-5", execution_timezone=TIMEZONE,
-             description="工作时间每 10 分钟刷新健康看板")
+@dg.schedule(job=nightly_job, cron_schedule="*/10 9-18 * * 1-5", execution_timezone=TIMEZONE,
+             description="工作时间每 10 分钟刷新健康看板（完整运行，未变的批次跳过）")
 def health_refresh_schedule(context: dg.ScheduleEvaluationContext):
     return dg.RunRequest(tags=_tick_tags(context))
 
@@ -108,9 +110,9 @@ def refresh_after_ingest_sensor(context: dg.SensorEvaluationContext):
     return dg.RunRequest(run_key=f"after:{latest}")
 
 
-schedules = [nightly_ingest_schedule, nightly_refresh_schedule, diff_list_schedule, health_refresh_schedule]
+schedules = [nightly_reconciliation_schedule, diff_list_schedule, health_refresh_schedule]
 sensors = [landing_drop_sensor, refresh_after_ingest_sensor]
-jobs = [ingest_job, refresh_job]
+jobs = [nightly_job, ingest_job, refresh_job]
 
 
 @dg.run_failure_sensor(description="运行失败时通过已配置的邮件 / 群机器人通知数据工程师",

@@ -1,21 +1,23 @@
 """The dbt project as Dagster assets, split around the Python matching step.
 
 `dbt_staging` builds the staging models the matching engine reads; `dbt_marts` builds
-everything downstream of `matching/receipt_links`. dbt tests show up as asset checks.
+everything downstream of `matching/receipt_links`. dbt tests show up as asset checks. Both run
+`stages.dbt_cli_args` (the run's as-of and the settings' vars), like `recon run`.
 """
 
 
-import json
 import os
 from functools import cache
-from typing import Any, Mapping
+from pathlib import Path
+from typing import Any, Iterator, Mapping
 
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
 
-from recon_pipeline.orchestration.resources import ReconResource, run_as_of
+from recon_pipeline import stages
+from recon_pipeline.orchestration.resources import ReconResource, as_of_metadata, run_context
 from recon_pipeline.settings import DBT_PROJECT_DIR
-from recon_pipeline.transform.dbt_runner import dbt_executable, dbt_vars
+from recon_pipeline.transform.dbt_runner import dbt_executable, dbt_work_dir
 
 
 class ReconDbtTranslator(DagsterDbtTranslator):
@@ -47,18 +49,24 @@ def dbt_project() -> DbtProject:
 translator = ReconDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
 
 
-def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, recon: ReconResource):
-    settings = recon.settings()
+def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, recon: ReconResource) -> Iterator:
+    run = run_context(context, recon)
     # dbt's profiles.yml reads the warehouse path from the environment.
-    os.environ["RECON_WAREHOUSE"] = str(recon.warehouse_path)
-    variables = dbt_vars(settings, run_as_of(context, settings))
-    yield from dbt.cli(["build", "--vars", json.dumps(variables)], context=context).stream()
+    os.environ["RECON_WAREHOUSE"] = str(run.warehouse)
+    # One target folder per warehouse (not a new dbt_project/target/<id> per invocation), the
+    # one `recon run` uses: nothing piles up and dbt's partial parsing carries over.
+    target = Path(dbt_work_dir(run.warehouse)) / "target"
+    invocation = dbt.cli(stages.dbt_cli_args(run), context=context, target_path=target)
+    for event in invocation.stream():
+        if isinstance(event, dg.Output):
+            event = event.with_metadata({**event.metadata, **as_of_metadata(run)})
+        yield event
 
 
 @dbt_assets(
     manifest=dbt_project().manifest_path,
     project=dbt_project(),
-    selector="before_matching",
+    selector=stages.DBT_BEFORE_MATCHING,
     name="dbt_staging",
     dagster_dbt_translator=translator,
     pool="warehouse",
@@ -70,7 +78,7 @@ def dbt_staging(context: dg.AssetExecutionContext, dbt: DbtCliResource, recon: R
 @dbt_assets(
     manifest=dbt_project().manifest_path,
     project=dbt_project(),
-    selector="after_matching",
+    selector=stages.DBT_AFTER_MATCHING,
     name="dbt_marts",
     dagster_dbt_translator=translator,
     pool="warehouse",

@@ -1,4 +1,8 @@
-"""Dagster resources: where the landing zone, the warehouse and the settings file are."""
+"""Dagster resources and the run's as-of: where the landing zone, the warehouse and the settings are.
+
+`run_context` turns an asset's execution context into the `RunContext` the stage functions take,
+so an asset is a thin wrapper: `stages.<stage>(run_context(context, recon))`.
+"""
 
 
 import os
@@ -9,8 +13,9 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
-from recon_pipeline.as_of import parse_as_of
+from recon_pipeline.as_of import as_of_text, parse_as_of
 from recon_pipeline.settings import PROJECT_ROOT, Settings, load_settings
+from recon_pipeline.stages import RunContext, RunOptions
 
 AS_OF_TAG = "recon/as_of"
 
@@ -18,12 +23,21 @@ DEFAULT_LANDING_DIR = str(PROJECT_ROOT / "demo" / "landing")
 DEFAULT_WAREHOUSE = str(PROJECT_ROOT / "warehouse" / "recon.duckdb")
 
 
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
 class ReconResource(dg.ConfigurableResource):
-    """Paths and settings shared by every asset (same env vars as the `recon` command)."""
+    """Paths, settings and run options shared by every asset (same env vars as the `recon` command).
+
+    `notify` stands for `recon run --notify` (env `RECON_NOTIFY=1`), `dry_run` for `--dry-run`.
+    """
 
     landing_dir: str = os.environ.get("RECON_LANDING_DIR", DEFAULT_LANDING_DIR)
     warehouse: str = os.environ.get("RECON_WAREHOUSE", DEFAULT_WAREHOUSE)
     settings_file: Optional[str] = os.environ.get("RECON_SETTINGS")
+    notify: bool = _env_flag("RECON_NOTIFY")
+    dry_run: bool = _env_flag("RECON_NOTIFY_DRY_RUN")
 
     def settings(self) -> Settings:
         return load_settings(self.settings_file)
@@ -36,12 +50,45 @@ class ReconResource(dg.ConfigurableResource):
     def landing_path(self) -> Path:
         return Path(self.landing_dir).resolve()
 
+    def options(self) -> RunOptions:
+        return RunOptions(notify=self.notify, dry_run=self.dry_run)
 
-def run_as_of(context: dg.AssetExecutionContext, settings: Settings) -> datetime:
-    """The run's as-of: its `recon/as_of` tag (schedules set it), else the run's creation time."""
+
+def run_as_of(context: dg.AssetExecutionContext | dg.OpExecutionContext, settings: Settings) -> datetime:
+    """The run's as-of: its `recon/as_of` tag (schedules set their tick time), else its launch time.
+
+    A run launched without the tag gets it added with the launch time, so every step of the
+    run, a re-execution and the run page all show the same as-of.
+    """
     tag = context.run.tags.get(AS_OF_TAG)
     if tag:
         return parse_as_of(tag, settings.timezone)
     record = context.instance.get_run_record_by_id(context.run_id)
+    tag = record.dagster_run.tags.get(AS_OF_TAG) if record else None
+    if tag:  # an earlier step of this run added it
+        return parse_as_of(tag, settings.timezone)
     created = record.create_timestamp if record else datetime.now(tz=ZoneInfo("UTC"))
-    return created.astimezone(ZoneInfo(settings.timezone)).replace(tzinfo=None, microsecond=0)
+    moment = created.astimezone(ZoneInfo(settings.timezone)).replace(tzinfo=None, microsecond=0)
+    context.instance.add_run_tags(context.run_id, {AS_OF_TAG: moment.isoformat()})
+    context.log.info(f"运行未带 {AS_OF_TAG} 标签，使用启动时间作为 as-of: {as_of_text(moment)}")
+    return moment
+
+
+def run_context(context: dg.AssetExecutionContext | dg.OpExecutionContext, recon: ReconResource) -> RunContext:
+    """The stage functions' view of this Dagster run."""
+    settings = recon.settings()
+    return RunContext(
+        landing_dir=recon.landing_path,
+        warehouse=recon.warehouse_path,
+        as_of=run_as_of(context, settings),
+        settings=settings,
+        options=recon.options(),
+        echo=context.log.info,
+        warn=context.log.warning,
+        door=f"dagster run {context.run_id}",
+    )
+
+
+def as_of_metadata(run: RunContext) -> dict[str, dg.MetadataValue]:
+    """Shown on every materialization: the as-of this run evaluated."""
+    return {"as_of": dg.MetadataValue.text(as_of_text(run.as_of))}

@@ -16,13 +16,15 @@ ASSET_KEYS = [
     "mart/alerts", "mart/diff_list", "mart/fct_order_reconciliation", "mart/fct_receipt_matches",
     "mart/health_metrics", "mart/salesperson_period_summary",
     "matching/receipt_links",
+    "notify/alert_notifications",
+    "publish/published_mart",
     "raw/bank_transactions", "raw/crm_contracts", "raw/customers", "raw/erp_invoices", "raw/finance_writeoffs",
     "raw/legal_archive", "raw/match_feedback", "raw/salespeople",
     "staging/stg_bank_transactions", "staging/stg_crm_contracts", "staging/stg_customers", "staging/stg_erp_invoices",
     "staging/stg_finance_writeoffs", "staging/stg_legal_archive", "staging/stg_match_feedback", "staging/stg_salespeople",
 ]
 # The lineage reads left to right; an asset's group may only depend on its own or an earlier one.
-GROUP_ORDER = ["ingest", "staging", "matching", "intermediate", "mart", "alerts"]
+GROUP_ORDER = ["ingest", "staging", "matching", "intermediate", "mart", "alerts", "publish", "notify"]
 
 
 def test_asset_keys_are_stable():
@@ -62,7 +64,7 @@ def test_matching_sits_between_staging_and_marts():
 
 def test_schedules_and_sensors_are_registered():
     assert {s.name for s in defs.schedules} >= {
-        "nightly_ingest_schedule", "nightly_refresh_schedule", "diff_list_schedule", "health_refresh_schedule"}
+        "nightly_reconciliation_schedule", "diff_list_schedule", "health_refresh_schedule"}
     assert {s.name for s in defs.sensors} >= {"landing_drop_sensor"}
 
 

@@ -55,7 +55,7 @@ def test_dagster_dev_serves_the_asset_graph(tmp_path):
             repositories = json.load(response)["data"]["workspaceOrError"]["locationEntries"][0]["locationOrLoadError"]["repositories"]
         schedules = {s["name"] for r in repositories for s in r["schedules"]}
         sensors = {s["name"] for r in repositories for s in r["sensors"]}
-        assert {"nightly_ingest_schedule", "diff_list_schedule", "health_refresh_schedule"} <= schedules
+        assert {"nightly_reconciliation_schedule", "diff_list_schedule", "health_refresh_schedule"} <= schedules
         assert {"landing_drop_sensor", "run_failure_notification"} <= sensors
     finally:
         # dagster dev's children may outlive a SIGTERM to the parent: stop the whole group.
