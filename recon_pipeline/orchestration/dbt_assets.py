@@ -53,9 +53,9 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, recon: ReconR
     run = run_context(context, recon)
     # dbt's profiles.yml reads the warehouse path from the environment.
     os.environ["RECON_WAREHOUSE"] = str(run.warehouse)
-    # One target folder per warehouse (not a new dbt_project/target/<id> per invocation), the
-    # one `recon run` uses: nothing piles up and dbt's partial parsing carries over.
-    target = Path(dbt_work_dir(run.warehouse)) / "target"
+    # One target folder per warehouse (not a new dbt_project/target/<id> per invocation), beside
+    # recon run's: nothing piles up and dbt's partial parsing carries over from run to run.
+    target = Path(dbt_work_dir(run.warehouse)) / "dagster-target"
     invocation = dbt.cli(stages.dbt_cli_args(run), context=context, target_path=target)
     for event in invocation.stream():
         if isinstance(event, dg.Output):
