@@ -70,6 +70,10 @@ def run(
     except (PipelineError, AsOfError, FileNotFoundError) as exc:
         fail(str(exc))
     except Exception as exc:  # noqa: BLE001 - a cron user needs one line, not a traceback
+        from recon_pipeline.recovery import corruption_message, is_corruption_error
+
+        if is_corruption_error(exc):
+            fail(corruption_message(warehouse, exc))
         if debug:
             raise
         fail(f"内部错误 {type(exc).__name__}: {exc}（加 --debug 查看详情）", code=2)
@@ -109,6 +113,12 @@ def dashboard(
         published = default_published_path(warehouse)
     if not Path(published).is_file():
         fail(f"发布的报表库不存在: {published}（请先运行 recon run）")
+    from recon_pipeline.recovery import RecoveryError, check_warehouse
+
+    try:
+        check_warehouse(published)
+    except RecoveryError:
+        fail(f"发布的报表库已损坏: {published}。恢复: recon publish --warehouse <数据仓库文件>（从仓库重新发布）")
     serve(published, host=host, port=port, token=token, landing_dir=landing)
 
 
@@ -244,6 +254,103 @@ def period_statements(
     except (CloseError, FileNotFoundError) as exc:
         fail(str(exc))
     out.print(f"已导出 {len(written)} 份业绩确认单到 {out_dir}", highlight=False)
+@app.command()
+def backup(
+    out_dir: Path = typer.Argument(..., help="备份目录（新目录或空目录）"),
+    warehouse: Path = typer.Option(..., "--warehouse", envvar="RECON_WAREHOUSE", help="数据仓库文件"),
+) -> None:
+    """Export every warehouse table (raw history included) as Parquet with a checked manifest."""
+    from recon_pipeline.recovery import RecoveryError, backup_warehouse
+
+    try:
+        stats = backup_warehouse(warehouse, out_dir)
+    except RecoveryError as exc:
+        fail(str(exc))
+    out.print(f"已备份 {len(stats.tables)} 张表、{stats.rows} 行到 {stats.directory}（{stats.seconds}s）", highlight=False)
+
+
+@app.command()
+def restore(
+    backup_dir: Path = typer.Argument(..., help="recon backup 写出的目录"),
+    warehouse: Path = typer.Option(..., "--warehouse", envvar="RECON_WAREHOUSE", help="要恢复的数据仓库文件"),
+    force: bool = typer.Option(False, "--force", help="仓库文件已存在时替换它（原文件改名保留）"),
+) -> None:
+    """Rebuild the warehouse from a backup (verified against its manifest), then republish."""
+    from recon_pipeline.publish.publication import PublishError, publish_mart
+    from recon_pipeline.recovery import RecoveryError, restore_warehouse
+
+    try:
+        stats = restore_warehouse(backup_dir, warehouse, force=force)
+    except RecoveryError as exc:
+        fail(str(exc))
+    out.print(f"已恢复 {stats.tables} 张表、{stats.rows} 行到 {stats.warehouse}（{stats.seconds}s）", highlight=False)
+    if stats.moved_aside:
+        out.print(f"原仓库文件保留为 {stats.moved_aside}", highlight=False)
+    try:
+        publish_mart(warehouse)
+    except PublishError as exc:
+        fail(f"已恢复，但发布只读报表库失败: {exc}")
+
+
+@app.command()
+def check(
+    warehouse: Path = typer.Option(..., "--warehouse", envvar="RECON_WAREHOUSE", help="数据仓库文件（或发布的只读库）"),
+) -> None:
+    """Read every value of every table: a damaged file is reported with how to recover."""
+    from recon_pipeline.recovery import RecoveryError, check_warehouse
+
+    try:
+        counts = check_warehouse(warehouse)
+    except RecoveryError as exc:
+        fail(str(exc))
+    out.print(f"完好: {warehouse}（{len(counts)} 张表，{sum(counts.values())} 行）", highlight=False)
+
+
+@app.command()
+def publish(
+    warehouse: Path = typer.Option(..., "--warehouse", envvar="RECON_WAREHOUSE", help="数据仓库文件"),
+) -> None:
+    """Publish the mart again (e.g. after the published file was deleted or damaged)."""
+    from recon_pipeline.publish.publication import PublishError, publish_mart
+
+    try:
+        stats = publish_mart(warehouse)
+    except PublishError as exc:
+        fail(str(exc))
+    out.print(f"已发布 {stats.table_count} 张表到 {stats.published_path}", highlight=False)
+
+
+@app.command()
+def rebuild(
+    landing: Path = typer.Option(..., "--landing", envvar="RECON_LANDING_DIR", help="落地目录 (landing zone)"),
+    warehouse: Path = typer.Option(..., "--warehouse", envvar="RECON_WAREHOUSE", help="DuckDB 数据仓库文件"),
+    as_of: str = typer.Option(..., "--as-of", help="评估时点, 如 2025-05-06T09:00:00"),
+    from_backup: Optional[Path] = typer.Option(None, "--from-backup", help="先从 recon backup 的目录恢复原始历史"),
+    settings_file: Optional[Path] = typer.Option(None, "--settings", envvar="RECON_SETTINGS", help="设置文件 (YAML)"),
+) -> None:
+    """Recover a lost or damaged warehouse: set the damaged file aside, restore the backup if
+    given, then rebuild everything from raw history and the landing zone."""
+    from recon_pipeline.pipeline import PipelineError, run_pipeline
+    from recon_pipeline.recovery import RecoveryError, check_warehouse, move_aside, restore_warehouse
+    from recon_pipeline.summary import print_run_summary
+
+    try:
+        settings = load_settings(settings_file)
+        moment = parse_as_of(as_of, settings.timezone)
+        if warehouse.exists() and from_backup is None:
+            try:
+                check_warehouse(warehouse)
+            except RecoveryError:
+                aside = move_aside(warehouse, "damaged")
+                out.print(f"损坏的仓库文件已移到 {aside}；从落地目录重建（已删除的落地文件需用 --from-backup 恢复）",
+                          highlight=False)
+        if from_backup is not None:
+            stats = restore_warehouse(from_backup, warehouse, force=True)
+            out.print(f"已从备份恢复 {stats.tables} 张表、{stats.rows} 行", highlight=False)
+        result = run_pipeline(landing, warehouse, moment, settings, echo=lambda line: out.print(line, highlight=False))
+    except (PipelineError, RecoveryError, AsOfError, FileNotFoundError) as exc:
+        fail(str(exc))
+    print_run_summary(result, out)
 
 
 _register_subcommands()

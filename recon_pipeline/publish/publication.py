@@ -14,6 +14,7 @@ records when and from what it was built.
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 from dataclasses import dataclass, field
@@ -123,6 +124,8 @@ def publish_mart_from_connection(
         _remove_database_file(building)
         if isinstance(error, PublishError):
             raise
+        if _disk_full(error):
+            raise PublishError(f"磁盘空间不足，发布 mart 失败，已保留上一次的发布（{target.parent}）") from error
         raise PublishError(f"发布 mart 失败，已保留上一次的发布：{error}") from error
 
     return PublishStats(
@@ -188,6 +191,12 @@ def _process_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _disk_full(error: BaseException) -> bool:
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        return True
+    return "no space left on device" in str(error).lower()
 
 
 def _sql_literal(text: str) -> str:
