@@ -4,7 +4,9 @@
 Each message is recorded in `mart.alert_dispatch_log` (inside the warehouse, committed)
 right after the channel accepted it, so a repeated run - or one after a crash half-way -
 sends only what is not logged yet. The one window left is a crash between the server's
-acceptance and the log commit: that single message is sent again (at-least-once).
+acceptance and the log commit (a round trip and a commit, about a millisecond): that single
+message is sent again, with the same Message-ID, so mail clients and servers that
+de-duplicate on it show it once.
 
 A level-2 alert still open `notify.escalation_hours` after it was first seen sends one
 escalation message to the manager (`escalate_to`); the comparison is `>=` so a nightly run
@@ -304,6 +306,10 @@ class EmailChannel:
         email["To"] = message.recipient
         if message.cc:
             email["Cc"] = ", ".join(message.cc)
+        if message.dispatch_key:
+            # The same alert message always carries the same Message-ID: should a crash fall between
+            # the server's acceptance and our log, the resent copy is recognisably the same mail.
+            email["Message-ID"] = f"<{message.dispatch_key}@recon-pipeline>"
         email.set_content(message.body, charset="utf-8")
         try:
             if self._smtp is None:

@@ -56,6 +56,7 @@ class MailRecorder:
                 "to": str(parsed["To"]),
                 "cc": str(parsed["Cc"] or ""),
                 "subject": str(parsed["Subject"]),
+                "message_id": str(parsed["Message-ID"]),
                 "body": parsed.get_content(),
             }
         )
@@ -213,6 +214,21 @@ def test_each_alert_reaches_the_right_people_once(tmp_path, settings, smtp_serve
 
     assert again.sent == 0 and again.already_sent == 8
     assert len(mail.messages) == 4 and len(chat.posts) == 4
+
+
+def test_the_same_alert_mail_always_carries_the_same_message_id(tmp_path, settings, smtp_server):
+    # Should a crash fall between the server's acceptance and the dispatch log, the copy sent
+    # again is the same mail to de-duplicating servers and clients.
+    mail, port = smtp_server
+    for attempt in ("first", "second"):
+        path = tmp_path / f"{attempt}.duckdb"
+        build_alerts(path, settings)
+        dispatch(path, settings, env_for(port))
+    first, second = mail.messages[:4], mail.messages[4:]
+    assert len(second) == 4
+    assert sorted(m["message_id"] for m in first) == sorted(m["message_id"] for m in second)
+    assert len({m["message_id"] for m in first}) == 4
+    assert all(m["message_id"].endswith("@recon-pipeline>") for m in first)
 
 
 def test_level_2_alert_open_24_hours_escalates_once_to_the_manager(tmp_path, settings, smtp_server):
