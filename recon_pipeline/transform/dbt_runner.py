@@ -22,6 +22,7 @@ from datetime import datetime
 from pathlib import Path
 
 from recon_pipeline.as_of import as_of_text
+from recon_pipeline.recovery import mentions_corruption
 from recon_pipeline.settings import DBT_PROJECT_DIR, Settings
 
 
@@ -132,7 +133,9 @@ def _results_summary(results) -> tuple[dict[str, int], list[str]]:
         counts[status] = counts.get(status, 0) + 1
         if status in ("error", "fail", "runtime error"):
             message = (node_result.message or "").strip().splitlines()
-            failures.append(f"{node_result.node.unique_id}: {message[0] if message else status}")
+            # A damaged warehouse shows on a later line of dbt's message: keep that one.
+            shown = next((line.strip() for line in message if mentions_corruption(line)), message[0] if message else status)
+            failures.append(f"{node_result.node.unique_id}: {shown}")
     return counts, failures
 
 
