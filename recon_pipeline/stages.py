@@ -37,6 +37,7 @@ from recon_pipeline.as_of import as_of_date, as_of_text
 from recon_pipeline.ingest.loader import IngestReport, load_drops, sync_landing
 from recon_pipeline.matching.seam import refresh_receipt_links
 from recon_pipeline.publish.publication import PublishError, PublishStats, publish_mart
+from recon_pipeline.recovery import corruption_message, mentions_corruption
 from recon_pipeline.settings import Settings
 from recon_pipeline.transform.dbt_runner import DbtResult, dbt_vars, dbt_work_dir, run_dbt
 from recon_pipeline.warehouse import connect
@@ -144,6 +145,9 @@ def dbt_build(run: RunContext, selector: str) -> DbtResult:
     """Build one half of the dbt project (`DBT_BEFORE_MATCHING` or `DBT_AFTER_MATCHING`)."""
     outcome = run_dbt([*dbt_build_command(run), "--selector", selector], run.warehouse, run.settings, run.as_of)
     if not outcome.ok:
+        damaged = next((failure for failure in outcome.failures if mentions_corruption(failure)), None)
+        if damaged:
+            raise PipelineError(corruption_message(run.warehouse, damaged.split(": ", 1)[-1]))
         shown = "; ".join(outcome.failures[:3])
         more = f"（另有 {len(outcome.failures) - 3} 项）" if len(outcome.failures) > 3 else ""
         raise PipelineError(f"dbt build 失败: {shown}{more}；日志: {outcome.log_file}")
