@@ -27,3 +27,13 @@ def format_yuan(cents: Any) -> str:
     if value is None:
         return "¥-"
     return f"{'-' if value < 0 else ''}¥{abs(value):,.2f}"
+
+
+def sql_cents(column: str) -> str:
+    """SQL: a DECIMAL(18,2) column as BIGINT cents (exact)."""
+    return f"CAST({column} * 100 AS BIGINT)"
+
+
+def sql_money(cents_column: str) -> str:
+    """SQL: BIGINT cents back to DECIMAL(18,2) (exact, no float on the way)."""
+    return f"CAST(CAST({cents_column} AS DECIMAL(18,0)) * 0.01 AS DECIMAL(18,2))"

@@ -69,19 +69,17 @@ def statement_xlsx(statement: Statement) -> bytes:
         line("调整对应提成（其中追回）", yuan(c.adjustments_cents), yuan(c.clawback_cents), money=(2, 3))
         line("应发提成合计", yuan(c.total_cents), money=(2,), style=bold)
 
-    line()
-    line(f"一、计入业绩的订单（{len(statement.counted)} 笔）", style=bold)
-    line("订单号", "合同编号", "客户", "确认金额", "三联单闭环时间", "说明", style=bold, fill=HEADER_FILL)
-    for order in statement.counted:
-        line(order.order_id, order.contract_no, order.customer_name, yuan(order.amount_cents), order.moment,
-             order.note, money=(4,), time=(5,))
-
-    line()
-    line(f"二、未计入业绩的订单（{len(statement.not_counted)} 笔）", style=bold)
-    line("订单号", "合同编号", "客户", "合同金额", "签约时间", "未计入原因（缺哪一联）", style=bold, fill=HEADER_FILL)
-    for order in statement.not_counted:
-        line(order.order_id, order.contract_no, order.customer_name, yuan(order.amount_cents), order.moment,
-             order.note, money=(4,), time=(5,))
+    for title, orders, headers in (
+        (f"一、计入业绩的订单（{len(statement.counted)} 笔）", statement.counted, ("确认金额", "三联单闭环时间", "说明")),
+        (f"二、未计入业绩的订单（{len(statement.not_counted)} 笔）", statement.not_counted,
+         ("合同金额", "签约时间", "未计入原因（缺哪一联）")),
+    ):
+        line()
+        line(title, style=bold)
+        line("订单号", "合同编号", "客户", *headers, style=bold, fill=HEADER_FILL)
+        for order in orders:
+            line(order.order_id, order.contract_no, order.customer_name, yuan(order.amount_cents), order.moment,
+                 order.note, money=(4,), time=(5,))
 
     adjustment_header = ["调整编号", "原期间", "订单号", "客户", "调整金额", "类型", "原因"]
     with_commission = statement.commission is not None

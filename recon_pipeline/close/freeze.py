@@ -22,8 +22,8 @@ from recon_pipeline.as_of import cutoff_moment, cutoff_period
 from recon_pipeline.close.live import last_run_as_of, read_orders, read_summary
 from recon_pipeline.close.periods import CloseError, CloseSettings, PeriodState, close_due_at, parse_period, period_states
 from recon_pipeline.close.reasons import not_counted_reason
-from recon_pipeline.close.tables import ensure_close_tables
-from recon_pipeline.money import format_yuan
+from recon_pipeline.close.tables import ensure_close_tables, snapshot_insert
+from recon_pipeline.money import format_yuan, sql_money
 from recon_pipeline.settings import Settings
 
 Clock = Callable[[], datetime]
@@ -92,27 +92,6 @@ def uncounted_orders(orders: pd.DataFrame, period: str, cutoff_hour: int, tolera
     return rows.reset_index(drop=True)
 
 
-def _money(column: str) -> str:
-    return f"CAST(CAST({column} AS DECIMAL(18,0)) * 0.01 AS DECIMAL(18,2))"
-
-
-SNAPSHOT_INSERT = {
-    "contract_no": "contract_no",
-    "customer_id": "customer_id",
-    "customer_name": "customer_name",
-    "contract_amount": _money("contract_cents"),
-    "invoiced_amount": _money("invoiced_cents"),
-    "received_amount": _money("received_cents"),
-    "written_off_amount": _money("written_off_cents"),
-    "sales_leg_closed_at": "sales_leg_closed_at",
-    "legal_leg_closed_at": "legal_leg_closed_at",
-    "finance_leg_closed_at": "finance_leg_closed_at",
-    "order_closed_at": "order_closed_at",
-    "recognized_period_at_close": "recognized_period",
-    "crm_status": "coalesce(crm_status, status)",
-}
-
-
 def close_period(
     conn: duckdb.DuckDBPyConnection,
     period: str,
@@ -147,8 +126,7 @@ def close_period(
     names = orders.dropna(subset=["salesperson_id"]).drop_duplicates("salesperson_id").set_index("salesperson_id")["salesperson_name"]
     summary = summary.assign(salesperson_name=summary["salesperson_id"].map(names),
                              counted_orders=summary["salesperson_id"].map(counted.groupby("salesperson_id").size()).fillna(0).astype(int))
-    snapshot = ", ".join(SNAPSHOT_INSERT)
-    snapshot_values = ", ".join(SNAPSHOT_INSERT.values())
+    snapshot, snapshot_values = snapshot_insert()
     conn.execute("BEGIN TRANSACTION")
     try:
         conn.register("close_summary", summary)
@@ -157,8 +135,8 @@ def close_period(
         conn.execute(
             f"""
             INSERT INTO mart.period_close
-            SELECT $period, $version, salesperson_id, {_money('signed_cents')}, {_money('recognized_cents')},
-                   {_money('collected_cents')}, $as_of, $closed_at, $closed_by, salesperson_name, counted_orders
+            SELECT $period, $version, salesperson_id, {sql_money('signed_cents')}, {sql_money('recognized_cents')},
+                   {sql_money('collected_cents')}, $as_of, $closed_at, $closed_by, salesperson_name, counted_orders
             FROM close_summary ORDER BY salesperson_id
             """,
             {"period": period, "version": version, "as_of": as_of, "closed_at": closed_at, "closed_by": closed_by},
@@ -166,7 +144,7 @@ def close_period(
         conn.execute(
             f"""
             INSERT INTO mart.period_close_orders (period, version, order_id, salesperson_id, recognized_amount, {snapshot})
-            SELECT $period, $version, order_id, salesperson_id, {_money('contract_cents')}, {snapshot_values}
+            SELECT $period, $version, order_id, salesperson_id, {sql_money('contract_cents')}, {snapshot_values}
             FROM close_counted ORDER BY order_id
             """,
             {"period": period, "version": version},

@@ -12,6 +12,8 @@ from datetime import datetime
 import duckdb
 import pandas as pd
 
+from recon_pipeline.money import sql_cents
+
 ORDERS = "fct_order_reconciliation"
 SUMMARY = "salesperson_period_summary"
 
@@ -20,10 +22,7 @@ ORDER_COLUMNS = {
     "order_id": "order_id",
     "salesperson_id": "salesperson_id",
     "customer_id": "customer_id",
-    "contract_cents": "CAST(contract_amount * 100 AS BIGINT)",
-    "invoiced_cents": "CAST(invoiced_amount * 100 AS BIGINT)",
-    "received_cents": "CAST(received_amount * 100 AS BIGINT)",
-    "written_off_cents": "CAST(written_off_amount * 100 AS BIGINT)",
+    **{f"{name}_cents": sql_cents(f"{name}_amount") for name in ("contract", "invoiced", "received", "written_off")},
     "sales_leg_closed_at": "sales_leg_closed_at",
     "legal_leg_closed_at": "legal_leg_closed_at",
     "finance_leg_closed_at": "finance_leg_closed_at",
@@ -93,10 +92,8 @@ def read_summary(conn: duckdb.DuckDBPyConnection, periods: list[str] | None = No
         params = list(periods)
     return conn.execute(
         f"""
-        SELECT salesperson_id, period,
-               CAST(signed_amount * 100 AS BIGINT) AS signed_cents,
-               CAST(recognized_amount * 100 AS BIGINT) AS recognized_cents,
-               CAST(collected_amount * 100 AS BIGINT) AS collected_cents
+        SELECT salesperson_id, period, {sql_cents('signed_amount')} AS signed_cents,
+               {sql_cents('recognized_amount')} AS recognized_cents, {sql_cents('collected_amount')} AS collected_cents
         FROM mart.{SUMMARY} WHERE {where} ORDER BY salesperson_id, period
         """,
         params,

@@ -19,6 +19,7 @@ from recon_pipeline.close.freeze import CloseOutcome, close_due_periods
 from recon_pipeline.close.live import change_evidence, read_orders, read_summary
 from recon_pipeline.close.periods import CloseSettings, period_states
 from recon_pipeline.close.tables import ensure_close_tables, read_closed_figures, read_frozen_orders, read_ledger
+from recon_pipeline.money import sql_money
 
 
 @dataclass
@@ -29,10 +30,6 @@ class CloseStageReport:
     booked: int = 0
     booked_cents: int = 0
     skipped: str | None = None
-
-
-def _money(column: str) -> str:
-    return f"CAST(CAST({column} AS DECIMAL(18,0)) * 0.01 AS DECIMAL(18,2))"
 
 
 def refresh_adjustments(conn: duckdb.DuckDBPyConnection, as_of: datetime, settings) -> AdjustmentPlan:
@@ -67,7 +64,7 @@ def refresh_adjustments(conn: duckdb.DuckDBPyConnection, as_of: datetime, settin
             conn.execute(
                 f"""
                 INSERT INTO mart.period_adjustments
-                SELECT adjustment_id, original_period, booked_period, order_id, salesperson_id, {_money('amount_cents')},
+                SELECT adjustment_id, original_period, booked_period, order_id, salesperson_id, {sql_money('amount_cents')},
                        reason, CAST(as_of AS TIMESTAMP), CAST(original_version AS INTEGER), adjustment_type,
                        CAST(contract_no AS VARCHAR), CAST(customer_name AS VARCHAR),
                        CAST(current_recognized_period AS VARCHAR)
@@ -81,10 +78,10 @@ def refresh_adjustments(conn: duckdb.DuckDBPyConnection, as_of: datetime, settin
             conn.execute(
                 f"""
                 INSERT INTO mart.period_close_reconciliation
-                SELECT period, CAST(version AS INTEGER), salesperson_id, {_money('closed_recognized_cents')},
-                       {_money('adjustments_cents')}, {_money('live_recognized_cents')}, {_money('unexplained_cents')},
-                       {_money('closed_signed_cents')}, {_money('live_signed_cents')},
-                       {_money('closed_collected_cents')}, {_money('live_collected_cents')}, CAST(as_of AS TIMESTAMP)
+                SELECT period, CAST(version AS INTEGER), salesperson_id, {sql_money('closed_recognized_cents')},
+                       {sql_money('adjustments_cents')}, {sql_money('live_recognized_cents')}, {sql_money('unexplained_cents')},
+                       {sql_money('closed_signed_cents')}, {sql_money('live_signed_cents')},
+                       {sql_money('closed_collected_cents')}, {sql_money('live_collected_cents')}, CAST(as_of AS TIMESTAMP)
                 FROM close_reconciliation ORDER BY period, version, salesperson_id
                 """
             )

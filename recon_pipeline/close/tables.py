@@ -17,6 +17,8 @@ from __future__ import annotations
 import duckdb
 import pandas as pd
 
+from recon_pipeline.money import sql_cents, sql_money
+
 ORDER_SNAPSHOT_COLUMNS = """
   contract_no VARCHAR,
   customer_id VARCHAR,
@@ -123,30 +125,47 @@ def ensure_close_tables(conn: duckdb.DuckDBPyConnection) -> None:
         conn.execute(ddl)
 
 
-# Snapshot columns as stored (DECIMAL money) -> as the close's Python reads them (cents, live names).
-SNAPSHOT_READ = {
-    "contract_no": "contract_no",
-    "customer_id": "customer_id",
-    "customer_name": "customer_name",
-    "contract_cents": "CAST(contract_amount * 100 AS BIGINT)",
-    "invoiced_cents": "CAST(invoiced_amount * 100 AS BIGINT)",
-    "received_cents": "CAST(received_amount * 100 AS BIGINT)",
-    "written_off_cents": "CAST(written_off_amount * 100 AS BIGINT)",
-    "sales_leg_closed_at": "sales_leg_closed_at",
-    "legal_leg_closed_at": "legal_leg_closed_at",
-    "finance_leg_closed_at": "finance_leg_closed_at",
-    "order_closed_at": "order_closed_at",
-    "is_closed": "order_closed_at IS NOT NULL",
-    "recognized_period": "recognized_period_at_close",
-    "crm_status": "crm_status",
-}
+# The order snapshot a close stores: (stored column, the name the close's Python uses). Money is
+# stored DECIMAL(18,2) and read as integer cents.
+SNAPSHOT = [
+    ("contract_no", "contract_no"),
+    ("customer_id", "customer_id"),
+    ("customer_name", "customer_name"),
+    ("contract_amount", "contract_cents"),
+    ("invoiced_amount", "invoiced_cents"),
+    ("received_amount", "received_cents"),
+    ("written_off_amount", "written_off_cents"),
+    ("sales_leg_closed_at", "sales_leg_closed_at"),
+    ("legal_leg_closed_at", "legal_leg_closed_at"),
+    ("finance_leg_closed_at", "finance_leg_closed_at"),
+    ("order_closed_at", "order_closed_at"),
+    ("recognized_period_at_close", "recognized_period"),
+    ("crm_status", "crm_status"),
+]
+
+
+def _is_money(stored: str) -> bool:
+    return stored.endswith("_amount")
+
+
+def snapshot_insert() -> tuple[str, str]:
+    """(column list, SELECT expressions) that store a frame of live orders (cents) as the snapshot."""
+    columns = ", ".join(stored for stored, _ in SNAPSHOT)
+    values = ", ".join(sql_money(name) if _is_money(stored) else name for stored, name in SNAPSHOT)
+    return columns, values
+
+
+def snapshot_select() -> str:
+    """The SELECT list that reads a stored snapshot back under the live names (cents)."""
+    parts = [f"{sql_cents(stored) if _is_money(stored) else stored} AS {name}" for stored, name in SNAPSHOT]
+    return ", ".join([*parts, "order_closed_at IS NOT NULL AS is_closed"])
 
 
 def read_frozen_orders(conn: duckdb.DuckDBPyConnection, table: str, closes: list[tuple[str, int]]) -> pd.DataFrame:
     """Rows of period_close_orders / period_close_excluded_orders of the given (period, version)s, in cents."""
-    value = ("CAST(recognized_amount * 100 AS BIGINT) AS recognized_cents" if table == "period_close_orders"
+    value = (f"{sql_cents('recognized_amount')} AS recognized_cents" if table == "period_close_orders"
              else "reason")
-    select = ", ".join(f"{expression} AS {name}" for name, expression in SNAPSHOT_READ.items())
+    select = snapshot_select()
     wanted = pd.DataFrame(closes, columns=["period", "version"]).astype({"version": "int64"})
     conn.register("close_versions_wanted", wanted)
     try:
@@ -164,9 +183,9 @@ def read_frozen_orders(conn: duckdb.DuckDBPyConnection, table: str, closes: list
 def read_ledger(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """mart.period_adjustments in cents, in a stable order."""
     return conn.execute(
-        """
+        f"""
         SELECT adjustment_id, original_period, booked_period, order_id, salesperson_id,
-               CAST(amount * 100 AS BIGINT) AS amount_cents, reason, as_of, original_version, adjustment_type,
+               {sql_cents('amount')} AS amount_cents, reason, as_of, original_version, adjustment_type,
                contract_no, customer_name, current_recognized_period
         FROM mart.period_adjustments ORDER BY booked_period, original_period, order_id, salesperson_id
         """
@@ -176,11 +195,9 @@ def read_ledger(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
 def read_closed_figures(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """mart.period_close in cents."""
     return conn.execute(
-        """
-        SELECT period, version, salesperson_id, salesperson_name,
-               CAST(signed_amount * 100 AS BIGINT) AS signed_cents,
-               CAST(recognized_amount * 100 AS BIGINT) AS recognized_cents,
-               CAST(collected_amount * 100 AS BIGINT) AS collected_cents,
+        f"""
+        SELECT period, version, salesperson_id, salesperson_name, {sql_cents('signed_amount')} AS signed_cents,
+               {sql_cents('recognized_amount')} AS recognized_cents, {sql_cents('collected_amount')} AS collected_cents,
                as_of, closed_at, closed_by, counted_orders
         FROM mart.period_close ORDER BY period, version, salesperson_id
         """

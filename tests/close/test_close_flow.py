@@ -42,6 +42,13 @@ def run(warehouse, as_of, settings):
         return refresh_close(conn, moment, settings)
 
 
+def close_february(warehouse, settings, clock):
+    """The run of March 4, then February closed by 财务王五."""
+    run(warehouse, "2025-03-04 09:00:00", settings)
+    with warehouse.connect() as conn:
+        close_period(conn, "2025-02", settings, "财务王五", clock)
+
+
 def test_close_freezes_the_period_and_refuses_what_is_not_over(close_warehouse, settings, clock):
     close_warehouse.run("2025-03-04 09:00:00")
     with close_warehouse.connect() as conn:
@@ -82,9 +89,8 @@ def test_closing_twice_changes_nothing(close_warehouse, settings, clock):
 
 
 def test_a_reversal_after_close_books_an_adjustment_and_leaves_the_close_untouched(close_warehouse, settings, clock):
-    run(close_warehouse, "2025-03-04 09:00:00", settings)
+    close_february(close_warehouse, settings, clock)
     with close_warehouse.connect() as conn:
-        close_period(conn, "2025-02", settings, "财务王五", clock)
         closed = frozen(conn)
     # March 12: the write-off of 25SH00001's payment is reversed, its finance leg re-opens.
     close_warehouse.set_order("25SH00001", finance=None, received_amount=0, written_off_amount=0)
@@ -115,9 +121,7 @@ def test_a_reversal_after_close_books_an_adjustment_and_leaves_the_close_untouch
 
 
 def test_adjustments_of_a_past_month_stay_and_a_later_recovery_is_booked_now(close_warehouse, settings, clock):
-    run(close_warehouse, "2025-03-04 09:00:00", settings)
-    with close_warehouse.connect() as conn:
-        close_period(conn, "2025-02", settings, "财务王五", clock)
+    close_february(close_warehouse, settings, clock)
     close_warehouse.set_order("25SH00001", finance=None, received_amount=0, written_off_amount=0)
     run(close_warehouse, "2025-03-12 09:00:00", settings)
     close_warehouse.set_order("25SH00001", finance="2025-02-05 10:00", received_amount=100000, written_off_amount=100000)
@@ -130,9 +134,7 @@ def test_adjustments_of_a_past_month_stay_and_a_later_recovery_is_booked_now(clo
 
 
 def test_a_late_archive_closes_an_order_in_the_closed_month(close_warehouse, settings, clock):
-    run(close_warehouse, "2025-03-04 09:00:00", settings)
-    with close_warehouse.connect() as conn:
-        close_period(conn, "2025-02", settings, "财务王五", clock)
+    close_february(close_warehouse, settings, clock)
     # The archive record of 25BJ00003, archived on Feb 25, arrives on March 6.
     close_warehouse.set_order("25BJ00003", legal="2025-02-25 09:00")
     run(close_warehouse, "2025-03-06 09:00:00", settings)
@@ -144,9 +146,7 @@ def test_a_late_archive_closes_an_order_in_the_closed_month(close_warehouse, set
 
 
 def test_cancellation_move_and_reassignment_are_adjusted_per_salesperson(close_warehouse, settings, clock):
-    run(close_warehouse, "2025-03-04 09:00:00", settings)
-    with close_warehouse.connect() as conn:
-        close_period(conn, "2025-02", settings, "财务", clock)
+    close_february(close_warehouse, settings, clock)
     close_warehouse.set_order("25SH00002", crm_status="cancelled")
     close_warehouse.set_order("25BJ00004", salesperson_id="S03")
     close_warehouse.set_order("25SH00001", finance="2025-03-03 10:00")  # a red-letter note and a new invoice
@@ -164,9 +164,8 @@ def test_cancellation_move_and_reassignment_are_adjusted_per_salesperson(close_w
 
 
 def test_reopen_then_close_gives_a_new_version_and_keeps_the_old(close_warehouse, settings, clock):
-    run(close_warehouse, "2025-03-04 09:00:00", settings)
+    close_february(close_warehouse, settings, clock)
     with close_warehouse.connect() as conn:
-        close_period(conn, "2025-02", settings, "财务王五", clock)
         with pytest.raises(CloseError, match="原因"):
             reopen_period(conn, "2025-02", " ", "财务经理", clock)
         with pytest.raises(CloseError, match="尚未封账"):
@@ -194,9 +193,7 @@ def test_reopen_then_close_gives_a_new_version_and_keeps_the_old(close_warehouse
 
 
 def test_a_run_at_an_as_of_inside_a_closed_period_books_nothing(close_warehouse, settings, clock):
-    run(close_warehouse, "2025-03-04 09:00:00", settings)
-    with close_warehouse.connect() as conn:
-        close_period(conn, "2025-02", settings, "财务", clock)
+    close_february(close_warehouse, settings, clock)
     close_warehouse.set_order("25SH00002", crm_status="cancelled")
     report = run(close_warehouse, "2025-02-26 09:00:00", settings)
     assert report.skipped and "已封账" in report.skipped and report.booked == 0
