@@ -215,6 +215,8 @@ def close_period(
         outcome = close_command(warehouse, period, load_settings(settings_file), closed_by=by)
     except (CloseError, FileNotFoundError) as exc:
         fail(str(exc))
+    except Exception as exc:  # noqa: BLE001 - one line, as for recon run
+        fail(f"内部错误 {type(exc).__name__}: {exc}", code=2)
     out.print(outcome.message(), highlight=False, soft_wrap=True)
 
 
@@ -234,6 +236,8 @@ def reopen_period(
         outcome = reopen_command(warehouse, period, reason, load_settings(settings_file), reopened_by=by)
     except (CloseError, FileNotFoundError) as exc:
         fail(str(exc))
+    except Exception as exc:  # noqa: BLE001 - one line, as for recon run
+        fail(f"内部错误 {type(exc).__name__}: {exc}", code=2)
     out.print(outcome.message(), highlight=False, soft_wrap=True)
 
 

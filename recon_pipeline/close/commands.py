@@ -9,7 +9,7 @@ it without waiting for the next run.
 from __future__ import annotations
 
 import getpass
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Callable, Iterator
@@ -47,7 +47,13 @@ def _writing(warehouse: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     warehouse = Path(warehouse)
     if not warehouse.is_file():
         raise CloseError(f"找不到仓库文件：{warehouse}（请先运行 recon run）")
-    with connect(warehouse) as conn:
+    with ExitStack() as stack:
+        try:
+            conn = stack.enter_context(connect(warehouse))
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower():
+                raise
+            raise CloseError(f"仓库正被其他进程写入（recon run 或 Dagster 任务），请稍后再试：{warehouse}") from None
         yield conn
 
 

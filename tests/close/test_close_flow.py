@@ -197,3 +197,21 @@ def test_a_run_at_an_as_of_inside_a_closed_period_books_nothing(close_warehouse,
     close_warehouse.set_order("25SH00002", crm_status="cancelled")
     report = run(close_warehouse, "2025-02-26 09:00:00", settings)
     assert report.skipped and "已封账" in report.skipped and report.booked == 0
+
+
+def test_the_automatic_close_closes_each_due_month_once_stamped_with_the_as_of(close_warehouse, settings):
+    import dataclasses
+
+    auto = dataclasses.replace(settings, raw={**settings.raw, "close": {**settings.raw["close"], "auto_close": True}})
+    # February ends on Friday the 28th: due on Wednesday March 5 at 18:00 (third working day).
+    assert run(close_warehouse, "2025-03-05 17:59:00", auto).auto_closed[0].period == "2025-01"
+    with close_warehouse.connect() as conn:
+        assert sorted(period_states(conn)) == ["2025-01"]
+    report = run(close_warehouse, "2025-03-05 18:00:00", auto)
+    assert [o.period for o in report.auto_closed] == ["2025-02"] and report.closed_periods == ["2025-01", "2025-02"]
+    assert run(close_warehouse, "2025-03-06 09:00:00", auto).auto_closed == []
+    with close_warehouse.connect() as conn:
+        assert table(conn, "SELECT period, action_at, action_by, trigger FROM mart.period_close_log ORDER BY period") == [
+            ("2025-01", datetime(2025, 3, 5, 17, 59), "系统自动封账", "auto"),
+            ("2025-02", datetime(2025, 3, 5, 18, 0), "系统自动封账", "auto"),
+        ]
