@@ -58,16 +58,16 @@ class AdjustmentPlan:
         return pd.concat(frames, ignore_index=True)[LEDGER_COLUMNS]
 
 
-def _by_key(frame: pd.DataFrame, value: str) -> dict[tuple[str, str], int]:
+def _by_key(frame: pd.DataFrame, value: str) -> pd.Series:
     if frame.empty:
-        return {}
-    sums = frame.groupby(KEY, sort=False)[value].sum()
-    return {key: int(cents) for key, cents in sums.items()}
+        return pd.Series(dtype="int64", index=pd.MultiIndex.from_tuples([], names=KEY))
+    return frame.groupby(KEY, sort=False)[value].sum().astype("int64")
 
 
-def _rows(frame: pd.DataFrame) -> dict[str, dict]:
-    """order_id -> row (as a dict) of a frame with one row per order."""
-    return {str(row["order_id"]): row for row in frame.to_dict("records")}
+def _rows(frame: pd.DataFrame, order_ids) -> dict[str, dict]:
+    """order_id -> row (as a dict) for the given orders of a frame with one row per order."""
+    wanted = frame[frame["order_id"].isin(set(order_ids))]
+    return {str(row["order_id"]): row for row in wanted.to_dict("records")}
 
 
 def plan_adjustments(
@@ -101,29 +101,30 @@ def plan_adjustments(
                               skipped=f"评估时点所在期间 {current} 已封账，本次不记调整", closes=closes)
 
     recognized = live[live["is_closed"].astype(bool) & live["salesperson_id"].notna()]
-    live_rows = _rows(live)
     booked: list[dict] = []
     for period, version in closes:
         frozen_here = frozen[(frozen["period"] == period) & (frozen["version"] == version)]
-        excluded_rows = _rows(excluded[(excluded["period"] == period) & (excluded["version"] == version)])
-        frozen_rows = _rows(frozen_here)
+        excluded_here = excluded[(excluded["period"] == period) & (excluded["version"] == version)]
         kept_here = kept[(kept["original_period"] == period) & (kept["original_version"] == version)]
-        live_cents = _by_key(recognized[recognized["recognized_period"] == period], "contract_cents")
-        frozen_cents = _by_key(frozen_here, "recognized_cents")
-        kept_cents = _by_key(kept_here, "amount_cents")
-        for key in sorted(set(live_cents) | set(frozen_cents) | set(kept_cents)):
-            now, then, before = live_cents.get(key, 0), frozen_cents.get(key, 0), kept_cents.get(key, 0)
-            delta = now - then - before
-            if delta == 0:
-                continue
-            order_id, salesperson_id = key
+        figures = pd.concat({
+            "live": _by_key(recognized[recognized["recognized_period"] == period], "contract_cents"),
+            "frozen": _by_key(frozen_here, "recognized_cents"),
+            "kept": _by_key(kept_here, "amount_cents"),
+        }, axis=1).fillna(0).astype("int64")
+        figures["delta"] = figures["live"] - figures["frozen"] - figures["kept"]
+        changed = figures[figures["delta"] != 0].sort_index()
+        if changed.empty:
+            continue
+        order_ids = changed.index.get_level_values("order_id")
+        live_rows, frozen_rows = _rows(live, order_ids), _rows(frozen_here, order_ids)
+        excluded_rows = _rows(excluded_here, order_ids)
+        for (order_id, salesperson_id), figure in changed.iterrows():
             live_row = live_rows.get(order_id)
-            frozen_row = frozen_rows.get(order_id)
             kind, reason = change_reason(
-                original_period=period, salesperson_id=salesperson_id, frozen=frozen_row,
-                excluded=excluded_rows.get(order_id), live=live_row, live_cents=now, frozen_cents=then,
-                booked_cents=before, delta_cents=delta, evidence=evidence, cutoff_hour=cutoff_hour,
-                tolerance_cents=tolerance_cents,
+                original_period=period, salesperson_id=salesperson_id, frozen=frozen_rows.get(order_id),
+                excluded=excluded_rows.get(order_id), live=live_row, live_cents=int(figure["live"]),
+                frozen_cents=int(figure["frozen"]), booked_cents=int(figure["kept"]), delta_cents=int(figure["delta"]),
+                evidence=evidence, cutoff_hour=cutoff_hour, tolerance_cents=tolerance_cents,
             )
             described = live_row or frozen_rows.get(order_id) or excluded_rows.get(order_id) or {}
             booked.append({
@@ -132,14 +133,14 @@ def plan_adjustments(
                 "booked_period": current,
                 "order_id": order_id,
                 "salesperson_id": salesperson_id,
-                "amount_cents": delta,
+                "amount_cents": int(figure["delta"]),
                 "reason": reason,
                 "as_of": as_of,
                 "original_version": version,
                 "adjustment_type": kind,
                 "contract_no": described.get("contract_no"),
                 "customer_name": described.get("customer_name"),
-                "current_recognized_period": (live_row or {}).get("recognized_period") if (live_row or {}).get("is_closed") else None,
+                "current_recognized_period": live_row["recognized_period"] if live_row and live_row["is_closed"] else None,
             })
     return AdjustmentPlan(current, kept, pd.DataFrame(booked, columns=LEDGER_COLUMNS), closes=closes)
 

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 import duckdb
 
 from recon_pipeline.close.export import statement_filename, statement_xlsx
-from recon_pipeline.close.freeze import CloseOutcome, ReopenOutcome, close_period, reopen_period
+from recon_pipeline.close.freeze import CloseOutcome, ReopenOutcome, close_due_periods, close_period, reopen_period
 from recon_pipeline.close.live import last_run_as_of, read_summary
 from recon_pipeline.close.periods import CloseError, parse_period
 from recon_pipeline.close.stage import refresh_adjustments
@@ -75,6 +75,18 @@ def close_command(warehouse: Path, period: str, settings: Settings, closed_by: s
     if outcome.changed:
         _republish(warehouse, outcome.as_of)
     return outcome
+
+
+def close_due_command(warehouse: Path, as_of: datetime, settings: Settings, closed_by: str | None = None,
+                      trigger: str = "dagster") -> list[CloseOutcome]:
+    """Close every period due at `as_of` and never closed (the scheduled close), then republish."""
+    with _writing(warehouse) as conn:
+        outcomes = close_due_periods(conn, as_of, settings, closed_by=closed_by, trigger=trigger)
+        if outcomes:
+            refresh_adjustments(conn, outcomes[-1].as_of, settings)
+    if outcomes:
+        _republish(warehouse, outcomes[-1].as_of)
+    return outcomes
 
 
 def reopen_command(warehouse: Path, period: str, reason: str, settings: Settings, reopened_by: str | None = None,

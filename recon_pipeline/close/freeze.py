@@ -19,7 +19,7 @@ import duckdb
 import pandas as pd
 
 from recon_pipeline.as_of import cutoff_moment, cutoff_period
-from recon_pipeline.close.live import last_run_as_of, read_orders, read_summary
+from recon_pipeline.close.live import has_table, last_run_as_of, read_orders, read_summary
 from recon_pipeline.close.periods import CloseError, CloseSettings, PeriodState, close_due_at, parse_period, period_states
 from recon_pipeline.close.reasons import not_counted_reason
 from recon_pipeline.close.tables import ensure_close_tables, snapshot_insert
@@ -204,7 +204,10 @@ def periods_due(conn: duckdb.DuckDBPyConnection, as_of: datetime, settings: Sett
     """Periods with figures whose close is due at `as_of` and that were never closed (oldest first)."""
     close = CloseSettings.from_settings(settings)
     states: dict[str, PeriodState] = period_states(conn)
-    periods = sorted(set(read_summary(conn)["period"]))
+    if not has_table(conn, "salesperson_period_summary"):
+        return []
+    periods = [row[0] for row in conn.execute(
+        "SELECT DISTINCT period FROM mart.salesperson_period_summary ORDER BY period").fetchall()]
     return [p for p in periods if p not in states and close_due_at(p, settings.cutoff_hour, close) <= as_of]
 
 

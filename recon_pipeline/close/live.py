@@ -72,13 +72,35 @@ def order_select(conn: duckdb.DuckDBPyConnection) -> str:
     return ", ".join(parts)
 
 
-def read_orders(conn: duckdb.DuckDBPyConnection, where: str = "true", params: list | None = None) -> pd.DataFrame:
-    """Live orders (one row each) with amounts in cents, legs and the close's extras."""
+def read_orders(
+    conn: duckdb.DuckDBPyConnection,
+    salesperson_id: str | None = None,
+    order_ids: list[str] | None = None,
+    recognized_in: list[str] | None = None,
+) -> pd.DataFrame:
+    """Live orders (one row each) with amounts in cents, legs and the close's extras.
+
+    With no filter, every order; `salesperson_id` keeps one salesperson's; `order_ids` and
+    `recognized_in` (periods) together keep the orders named or recognized in those periods.
+    """
     if not has_table(conn, ORDERS):
         return pd.DataFrame(columns=[*ORDER_COLUMNS, *ORDER_EXTRAS])
-    return conn.execute(
-        f"SELECT {order_select(conn)} FROM mart.{ORDERS} WHERE {where} ORDER BY order_id", params or []
-    ).df()
+    where, params, registered = "true", [], False
+    if salesperson_id is not None:
+        where, params = "salesperson_id = ?", [salesperson_id]
+    elif order_ids is not None or recognized_in is not None:
+        conn.register("close_orders_wanted", pd.DataFrame({"order_id": sorted(set(order_ids or []))}, dtype=object))
+        registered = True
+        periods = list(recognized_in or [])
+        in_periods = f"(is_closed AND recognized_period IN ({', '.join('?' for _ in periods)}))" if periods else "false"
+        where, params = f"order_id IN (SELECT order_id FROM close_orders_wanted) OR {in_periods}", periods
+    try:
+        return conn.execute(
+            f"SELECT {order_select(conn)} FROM mart.{ORDERS} WHERE {where} ORDER BY order_id", params
+        ).df()
+    finally:
+        if registered:
+            conn.unregister("close_orders_wanted")
 
 
 def read_summary(conn: duckdb.DuckDBPyConnection, periods: list[str] | None = None) -> pd.DataFrame:

@@ -41,10 +41,11 @@ def refresh_adjustments(conn: duckdb.DuckDBPyConnection, as_of: datetime, settin
     closes = [(p, s.version) for p, s in states.items() if s.is_closed]
     frozen = read_frozen_orders(conn, "period_close_orders", closes)
     excluded = read_frozen_orders(conn, "period_close_excluded_orders", closes)
-    live = read_orders(conn)
     ledger = read_ledger(conn)
-    touched = sorted(set(frozen["order_id"]) | set(excluded["order_id"]) | set(ledger["order_id"])
-                     | set(live.loc[live["recognized_period"].isin(closed_periods), "order_id"]))
+    # Only the orders a close can be about: frozen, listed as not counted, adjusted, or now counted in a closed month.
+    named = sorted(set(frozen["order_id"]) | set(excluded["order_id"]) | set(ledger["order_id"]))
+    live = read_orders(conn, order_ids=named, recognized_in=sorted(closed_periods))
+    touched = sorted(set(named) | set(live["order_id"]))
     plan = plan_adjustments(
         as_of=as_of, cutoff_hour=settings.cutoff_hour, closes=closes, closed_periods=closed_periods,
         frozen=frozen, excluded=excluded, live=live, ledger=ledger, evidence=change_evidence(conn, touched),

@@ -165,8 +165,7 @@ def build_statement(conn: duckdb.DuckDBPyConnection, salesperson_id: str, period
     ledger = read_ledger(conn) if has_table(conn, "period_adjustments") else pd.DataFrame(
         columns=["adjustment_id", "original_period", "booked_period", "salesperson_id", "amount_cents",
                  "original_version", "adjustment_type", "reason", "order_id", "contract_no", "customer_name"])
-    orders = read_orders(conn)
-    mine = orders[orders["salesperson_id"] == salesperson_id]
+    mine = read_orders(conn, salesperson_id=salesperson_id)
     names = mine["salesperson_name"].dropna()
     name = str(names.iloc[0]) if len(names) else None
 

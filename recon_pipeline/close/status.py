@@ -7,7 +7,7 @@ from datetime import datetime
 import duckdb
 
 from recon_pipeline.as_of import cutoff_moment, cutoff_period
-from recon_pipeline.close.live import has_table, read_summary
+from recon_pipeline.close.live import has_table
 from recon_pipeline.close.periods import CloseSettings, close_due_at, period_states
 from recon_pipeline.settings import Settings
 
@@ -27,7 +27,9 @@ def period_board(conn: duckdb.DuckDBPyConnection, as_of: datetime | None, settin
         return []
     close = CloseSettings.from_settings(settings)
     states = period_states(conn)
-    periods = set(read_summary(conn)["period"]) | set(states)
+    periods = set(states)
+    if has_table(conn, "salesperson_period_summary"):
+        periods |= {row[0] for row in conn.execute("SELECT DISTINCT period FROM mart.salesperson_period_summary").fetchall()}
     current = cutoff_period(as_of, settings.cutoff_hour)
     adjusted: dict[str, tuple[int, int]] = {}
     if has_table(conn, "period_adjustments"):
