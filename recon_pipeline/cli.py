@@ -21,6 +21,7 @@ STAGE_LABELS = {
     "dbt_staging": "dbt 构建 staging",
     "matching": "付款方匹配与分配",
     "dbt_marts": "dbt 构建对账报表",
+    "close": "封账调整",
     "alerts": "预警与健康指标",
     "notify": "发送通知",
     "publish": "发布只读报表库",

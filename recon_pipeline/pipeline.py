@@ -15,6 +15,7 @@ from typing import Callable
 
 from recon_pipeline import stages
 from recon_pipeline.alerts.notify import DispatchSummary
+from recon_pipeline.close.stage import CloseStageReport
 from recon_pipeline.ingest.loader import IngestReport
 from recon_pipeline.publish.publication import PublishStats
 from recon_pipeline.settings import Settings
@@ -34,6 +35,7 @@ class RunResult:
     dispatch: DispatchSummary | None = None
     stage_seconds: dict[str, float] = field(default_factory=dict)
     publication: PublishStats | None = None
+    close: CloseStageReport | None = None
 
 
 Progress = Callable[[str], None]
@@ -58,6 +60,8 @@ def run_stages(run: RunContext, progress: Progress = lambda stage: None) -> RunR
         result.link_counts = stages.match(run).by_status
     with stage("dbt_marts"):
         stages.dbt_marts(run)
+    with stage("close"):
+        result.close = stages.close(run)
     with stage("alerts"):
         result.health = stages.health(run)
         result.alert_counts = stages.alerts(run)

@@ -2,7 +2,7 @@
 
 One small function per stage, in data-flow order:
 
-    ingest -> dbt staging -> matching -> dbt marts -> health -> alerts -> publish -> notify
+    ingest -> dbt staging -> matching -> dbt marts -> close -> health -> alerts -> publish -> notify
 
 Each takes the run's `RunContext` (where, as of when, with which settings and options) and
 returns what it did; it opens the warehouse itself and closes it before returning, because
@@ -34,6 +34,8 @@ from recon_pipeline.alerts import health as health_board
 from recon_pipeline.alerts import notify as notifications
 from recon_pipeline.alerts import rules as alert_rules
 from recon_pipeline.as_of import as_of_date, as_of_text
+from recon_pipeline.close.periods import CloseError
+from recon_pipeline.close.stage import CloseStageReport, refresh_close
 from recon_pipeline.ingest.loader import IngestReport, load_drops, sync_landing
 from recon_pipeline.matching.seam import refresh_receipt_links
 from recon_pipeline.publish.publication import PublishError, PublishStats, publish_mart
@@ -191,6 +193,19 @@ def match(run: RunContext) -> LinkSummary:
     with connect(run.warehouse) as conn:
         links = refresh_receipt_links(conn, run.as_of, run.settings)
     return LinkSummary.of(links)
+
+
+# ---------------------------------------------------------------------------- month-end close
+
+
+def close(run: RunContext) -> CloseStageReport:
+    """After the marts: the automatic close (when `close.auto_close` is on) and the adjustments
+    booked against closed periods (mart.period_adjustments, mart.period_close_reconciliation)."""
+    with connect(run.warehouse) as conn:
+        try:
+            return refresh_close(conn, run.as_of, run.settings)
+        except CloseError as exc:
+            raise PipelineError(str(exc)) from None
 
 
 # ---------------------------------------------------------------------------- alerts and health

@@ -87,6 +87,8 @@ def print_run_summary(result: RunResult, console: Console) -> None:
             board.add_row(row["metric"], _number(row["value"]), _number(row["threshold"]),
                           f"[{colour}]{'正常' if row['status'] == 'green' else '异常'}[/]")
         console.print(board)
+    if result.close is not None and result.close.to_text():
+        console.print(result.close.to_text(), highlight=False)
     if result.dispatch is not None:
         console.print(result.dispatch.to_text(), highlight=False)
     stages = "，".join(f"{k} {v:.1f}s" for k, v in result.stage_seconds.items())

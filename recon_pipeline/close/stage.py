@@ -19,7 +19,7 @@ from recon_pipeline.close.freeze import CloseOutcome, close_due_periods
 from recon_pipeline.close.live import change_evidence, read_orders, read_summary
 from recon_pipeline.close.periods import CloseSettings, period_states
 from recon_pipeline.close.tables import ensure_close_tables, read_closed_figures, read_frozen_orders, read_ledger
-from recon_pipeline.money import sql_money
+from recon_pipeline.money import format_yuan, sql_money
 
 
 @dataclass
@@ -30,6 +30,16 @@ class CloseStageReport:
     booked: int = 0
     booked_cents: int = 0
     skipped: str | None = None
+
+    def to_text(self) -> str | None:
+        """One line for the run summary (None when no period was ever closed)."""
+        if not self.closed_periods and not self.auto_closed:
+            return None
+        parts = [f"已封账期间 {'、'.join(self.closed_periods)}"]
+        if self.auto_closed:
+            parts.append(f"本次自动封账 {'、'.join(o.period for o in self.auto_closed)}")
+        parts.append(self.skipped or f"本期（{self.current_period}）调整 {self.booked} 笔，合计 {format_yuan(self.booked_cents)}")
+        return "封账: " + "；".join(parts)
 
 
 def refresh_adjustments(conn: duckdb.DuckDBPyConnection, as_of: datetime, settings) -> AdjustmentPlan:

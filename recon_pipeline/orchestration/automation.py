@@ -14,6 +14,7 @@ from pathlib import Path
 import dagster as dg
 
 from recon_pipeline.ingest.loader import drop_files, list_drops
+from recon_pipeline.orchestration.close_assets import CLOSE_JOB_SELECTION
 from recon_pipeline.orchestration.resources import AS_OF_TAG, ReconResource
 from recon_pipeline.settings import load_settings
 
@@ -21,10 +22,10 @@ _settings = load_settings()
 TIMEZONE = _settings.timezone
 
 ingest_selection = dg.AssetSelection.groups("ingest")
-models_selection = dg.AssetSelection.all() - ingest_selection
+models_selection = dg.AssetSelection.all() - ingest_selection - CLOSE_JOB_SELECTION
 
 nightly_job = dg.define_asset_job(
-    "nightly_reconciliation", selection=dg.AssetSelection.all(),
+    "nightly_reconciliation", selection=dg.AssetSelection.all() - CLOSE_JOB_SELECTION,
     description=(
         "Everything `recon run` does, at the run's as-of (tag recon/as_of, else the launch time): "
         "ingest every drop dated on or before it, dbt staging, matching, dbt marts, health and "

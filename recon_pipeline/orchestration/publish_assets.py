@@ -7,13 +7,14 @@ import dagster as dg
 
 from recon_pipeline import stages
 from recon_pipeline.orchestration.alert_assets import ALERTS_KEY, HEALTH_KEY, MART_INPUTS
+from recon_pipeline.orchestration.close_assets import ADJUSTMENTS_KEY
 from recon_pipeline.orchestration.resources import ReconResource, as_of_metadata, run_context
 
 PUBLISHED_KEY = dg.AssetKey(["publish", "published_mart"])
 NOTIFICATIONS_KEY = dg.AssetKey(["notify", "alert_notifications"])
 
 # Everything the publication copies; an asset that writes a new mart table belongs here.
-PUBLISHED_INPUTS = [*MART_INPUTS, HEALTH_KEY, ALERTS_KEY]
+PUBLISHED_INPUTS = [*MART_INPUTS, ADJUSTMENTS_KEY, HEALTH_KEY, ALERTS_KEY]
 
 
 @dg.asset(
