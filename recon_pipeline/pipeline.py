@@ -16,6 +16,7 @@ from typing import Callable
 from recon_pipeline import stages
 from recon_pipeline.alerts.notify import DispatchSummary
 from recon_pipeline.close.stage import CloseStageReport
+from recon_pipeline.faults import crash_point
 from recon_pipeline.ingest.loader import IngestReport
 from recon_pipeline.publish.publication import PublishStats
 from recon_pipeline.settings import Settings
@@ -51,6 +52,7 @@ def run_stages(run: RunContext, progress: Progress = lambda stage: None) -> RunR
         started = time.perf_counter()
         yield
         result.stage_seconds[name] = round(time.perf_counter() - started, 2)
+        crash_point(f"{name}:done")  # between two stages
 
     with stage("ingest"):
         result.ingest = stages.ingest(run)

@@ -39,6 +39,7 @@ import duckdb
 import pandas as pd
 
 from recon_pipeline.alerts.rules import ensure_alert_tables
+from recon_pipeline.faults import crash_point
 from recon_pipeline.as_of import as_naive_datetime
 from recon_pipeline.settings import Settings
 
@@ -492,6 +493,7 @@ def dispatch_alerts(
                 down[message.channel] = str(error)
                 summary.failed.append((message, str(error)))
                 continue
+            crash_point("notify:sent")  # the window the Message-ID covers
             _log_sent(conn, message, as_of)  # committed right away: a crash after this never resends it
             summary.sent += 1
     finally:

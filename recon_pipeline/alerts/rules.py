@@ -27,6 +27,7 @@ from recon_pipeline.alerts.health import LINKED_STATUSES
 from recon_pipeline.as_of import as_naive_datetime, hours_between, last_closed_periods, next_cutoff
 from recon_pipeline.money import cents_to_decimal, format_yuan
 from recon_pipeline.settings import Settings
+from recon_pipeline.faults import crash_point
 
 ALERT_TYPES = (
     "amount_mismatch",
@@ -494,6 +495,7 @@ def write_alerts(conn: duckdb.DuckDBPyConnection, alerts: pd.DataFrame, as_of: d
         )
         conn.execute("DROP TABLE current_alert_facts")
         conn.unregister("current_alerts")
+        crash_point("alerts:write")
         conn.execute("COMMIT")
     except Exception:
         conn.execute("ROLLBACK")

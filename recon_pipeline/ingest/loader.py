@@ -24,6 +24,7 @@ from recon_pipeline.ingest.readers import FileReadError, file_batch_schema, posi
 from recon_pipeline.settings import Settings
 from recon_pipeline.sources import SOURCES, Column, SourceSpec
 from recon_pipeline.warehouse import ensure_schema
+from recon_pipeline.faults import crash_point
 
 DROP_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 IGNORED_FILES = re.compile(r"^(\.|~\$)|\.(tmp|part|crdownload)$", re.IGNORECASE)
@@ -362,6 +363,7 @@ def _replace_partitions(conn, staging: Staging, pending: list[_PendingDrop]) -> 
                     [source, drop.drop_date, json.dumps(drop.names, ensure_ascii=False), drop.fingerprint, ok, bad],
                 )
                 results.append(DropResult(source, drop.drop_date, drop.names, ok, bad))
+        crash_point("ingest:commit")
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")

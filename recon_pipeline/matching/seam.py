@@ -11,6 +11,7 @@ from recon_pipeline.matching.engine import build_receipt_links
 from recon_pipeline.matching.inputs import LINK_COLUMNS, MatchingInputs
 from recon_pipeline.settings import Settings
 from recon_pipeline.warehouse import ensure_schema
+from recon_pipeline.faults import crash_point
 
 # Amounts leave the warehouse as int64 cents: exact arithmetic without floats.
 _INPUT_QUERIES = {
@@ -63,6 +64,7 @@ def write_receipt_links(conn: duckdb.DuckDBPyConnection, links: pd.DataFrame) ->
                FROM _links
                ORDER BY account_no, txn_id, order_id NULLS LAST"""
         )
+        crash_point("matching:write")
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")

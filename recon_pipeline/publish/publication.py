@@ -23,6 +23,8 @@ from pathlib import Path
 
 import duckdb
 
+from recon_pipeline.faults import crash_point
+
 MART_SCHEMA = "mart"
 PUBLISHED_ALIAS = "published_mart"
 RESERVED_STEMS = {"mart", "meta", PUBLISHED_ALIAS}
@@ -113,6 +115,7 @@ def publish_mart_from_connection(
         conn.execute(f"DETACH {PUBLISHED_ALIAS}")
         attached = False
         _fsync(building)
+        crash_point("publish:replace")
         os.replace(building, target)
         _fsync_dir(target.parent)
     except Exception as error:

@@ -22,6 +22,7 @@ from datetime import datetime
 from pathlib import Path
 
 from recon_pipeline.as_of import as_of_text
+from recon_pipeline.faults import crash_point, crash_targets
 from recon_pipeline.recovery import mentions_corruption
 from recon_pipeline.settings import DBT_PROJECT_DIR, Settings
 
@@ -139,6 +140,15 @@ def _results_summary(results) -> tuple[dict[str, int], list[str]]:
     return counts, failures
 
 
+def _crash_hooks(command: list[str]) -> list:
+    """For the fault-injection tests: a crash point `dbt:<selector>` after each node dbt finishes."""
+    if not crash_targets("dbt:"):
+        return []
+    selector = command[command.index("--selector") + 1] if "--selector" in command else command[0]
+    point = f"dbt:{selector}"
+    return [lambda event: crash_point(point) if event.info.name == "NodeFinished" else None]
+
+
 def run_dbt(
     command: list[str],
     warehouse: Path,
@@ -156,7 +166,7 @@ def run_dbt(
         try:
             args = [*_global_args(), *command, *_common_args(work), "--no-write-json",
                     "--vars", json.dumps(dbt_vars(settings, as_of))]
-            outcome = dbtRunner(manifest=manifest).invoke(args)
+            outcome = dbtRunner(manifest=manifest, callbacks=_crash_hooks(command)).invoke(args)
         finally:
             restore()
             _release_warehouse()
