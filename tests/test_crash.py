@@ -33,7 +33,7 @@ CRASH_POINTS = [
     "ingest:commit", "ingest:done",
     "dbt:before_matching#3", "dbt_staging:done",
     "matching:write", "matching:done",
-    "dbt:after_matching#5", "dbt_marts:done",
+    "dbt:after_matching#5", "dbt_marts:done", "close:done",
     "alerts:write", "alerts:done",
     "publish:replace", "publish:done",
     "notify:sent#2",
