@@ -9,7 +9,7 @@ DEMO_AS_OF := 2025-05-06T09:00:00
 DAGSTER_PORT ?= 3000
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 
-.PHONY: install manifest browser demo test test-fast ui bench clean
+.PHONY: install manifest browser servers demo test test-fast ui bench clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,16 @@ browser:
 		apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null; \
 	fi
 
+# Extraction tests start a real PostgreSQL (initdb/pg_ctl) and OpenSSH sshd on loopback ports.
+# Installed when missing and we may (root); otherwise those tests skip and say why.
+servers:
+	@if { ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || [ ! -x /usr/sbin/sshd ]; } \
+		&& [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing postgresql + openssh-server (apt-get)"; \
+		apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			-o DPkg::Lock::Timeout=600 postgresql openssh-server >/dev/null; \
+	fi
+
 demo: manifest
 	$(BIN)/recon demo --out $(DEMO_DIR)
 	$(BIN)/recon run --landing $(DEMO_DIR)/landing --warehouse $(WAREHOUSE) --as-of $(DEMO_AS_OF)
@@ -49,7 +59,7 @@ ui: manifest
 		$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(DAGSTER_PORT)
 
 # The whole suite, end-to-end group included.
-test: manifest browser
+test: manifest browser servers
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 # Unit tests only (fast loop while developing).

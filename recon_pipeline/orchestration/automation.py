@@ -22,7 +22,8 @@ _settings = load_settings()
 TIMEZONE = _settings.timezone
 
 ingest_selection = dg.AssetSelection.groups("ingest")
-models_selection = dg.AssetSelection.all() - ingest_selection - CLOSE_JOB_SELECTION
+# Extraction (group `extract`, only when configured) runs on its own schedule, before these.
+models_selection = dg.AssetSelection.all() - ingest_selection - CLOSE_JOB_SELECTION - dg.AssetSelection.groups("extract")
 
 nightly_job = dg.define_asset_job(
     "nightly_reconciliation", selection=dg.AssetSelection.all() - CLOSE_JOB_SELECTION,

@@ -70,7 +70,7 @@ def settings_from(tmp_path):
 
     def build(data: dict):
         path = tmp_path / f"settings_{next(counter)}.yaml"
-        path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+        path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
         return load_settings(path)
 
     return build
