@@ -13,6 +13,7 @@ its content differs from the last one.
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import date, datetime
 from decimal import Decimal
@@ -85,6 +86,13 @@ def _remember(context: ExtractContext, families: dict[str, str], watermark: Any,
 
 
 def _engine(spec: SqlSpec, url_text: str):
+    """One engine per URL and timeout for the process: a dialect learns the server once (its
+    first connection runs set-up queries); NullPool keeps no connection open in between."""
+    return _cached_engine(spec.name, spec.url_env, url_text, spec.timeout)
+
+
+@functools.lru_cache(maxsize=32)
+def _cached_engine(name: str, url_env: str, url_text: str, timeout: float):
     from sqlalchemy import create_engine
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError, NoSuchModuleError
@@ -93,11 +101,11 @@ def _engine(spec: SqlSpec, url_text: str):
     try:
         url = make_url(url_text)
     except ArgumentError:
-        raise ExtractError(f"{spec.name}: 环境变量 {spec.url_env} 中的连接串无效（应为 {URL_HINT}）") from None
+        raise ExtractError(f"{name}: 环境变量 {url_env} 中的连接串无效（应为 {URL_HINT}）") from None
     try:
-        return create_engine(url, poolclass=NullPool, connect_args=_timeout_args(url, spec.timeout)), url
+        return create_engine(url, poolclass=NullPool, connect_args=_timeout_args(url, timeout)), url
     except (NoSuchModuleError, ImportError) as exc:
-        raise ExtractError(f"{spec.name}: 不支持的数据库类型 {url.drivername}（缺少驱动: {exc}）") from None
+        raise ExtractError(f"{name}: 不支持的数据库类型 {url.drivername}（缺少驱动: {exc}）") from None
 
 
 def _timeout_args(url, seconds: float) -> dict[str, Any]:
@@ -140,8 +148,6 @@ def _fetch(spec: SqlSpec, watermark: Any) -> pa.Table:
             chunks = [_chunk(spec, names, batch) for batch in rows.partitions(spec.batch_rows)]
     except SQLAlchemyError as exc:
         raise ExtractError(_database_message(spec, url, exc)) from None
-    finally:
-        engine.dispose()
     if not chunks:
         return pa.table({name: pa.nulls(0) for name in names}) if names else pa.table({})
     try:

@@ -66,41 +66,39 @@ class Postgres:
     user: str = "recon"
     password: str = "s3cret-pw"
     host: str = "127.0.0.1"
+    _engines: dict = field(default_factory=dict, repr=False)
 
     def url(self, database: str = "postgres", user: str | None = None, password: str | None = None) -> str:
         return f"postgresql://{user or self.user}:{password or self.password}@{self.host}:{self.port}/{database}"
 
     def engine(self, database: str = "postgres"):
         from sqlalchemy import create_engine
-        from sqlalchemy.pool import NullPool
 
-        return create_engine(self.url(database), poolclass=NullPool, isolation_level="AUTOCOMMIT")
+        if database not in self._engines:  # one per database: the test loops call this a lot
+            self._engines[database] = create_engine(self.url(database), isolation_level="AUTOCOMMIT", pool_size=1)
+        return self._engines[database]
+
+    def dispose(self) -> None:
+        for engine in self._engines.values():
+            engine.dispose()
 
     def create_database(self, name: str) -> str:
         from sqlalchemy import text
 
-        engine = self.engine()
-        try:
-            with engine.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-                conn.execute(text(f'CREATE DATABASE "{name}"'))
-        finally:
-            engine.dispose()
+        with self.engine().connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
         return self.url(name)
 
     def execute(self, database: str, *statements: str, rows: list | None = None) -> None:
         """Run SQL in `database`; with `rows`, the last statement runs once per row (executemany)."""
         from sqlalchemy import text
 
-        engine = self.engine(database)
-        try:
-            with engine.connect() as conn:
-                for statement in statements[:-1] if rows is not None else statements:
-                    conn.execute(text(statement))
-                if rows is not None and rows:
-                    conn.execute(text(statements[-1]), rows)
-        finally:
-            engine.dispose()
+        with self.engine(database).connect() as conn:
+            for statement in statements[:-1] if rows is not None else statements:
+                conn.execute(text(statement))
+            if rows is not None and rows:
+                conn.execute(text(statements[-1]), rows)
 
 
 @contextmanager
@@ -139,6 +137,7 @@ def postgres_server() -> Iterator[Postgres]:
         started = True
         yield server
     finally:
+        server.dispose()
         if started:
             subprocess.run([pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop"], capture_output=True, cwd=root, **run_as)
         shutil.rmtree(root, ignore_errors=True)

@@ -96,7 +96,7 @@ def test_extract_then_ingest_materialize_in_process(tmp_path, monkeypatch):
     result = dg.materialize(
         [*assets, *ingest], resources={"recon": recon}, partition_key="2025-05-06",
         tags={AS_OF_TAG: "2025-05-06T00:30:00"}, instance=dg.DagsterInstance.ephemeral(),
-        selection=dg.AssetSelection.keys(dg.AssetKey(["extract", "crm_contracts"]), dg.AssetKey(["raw", "crm_contracts"])),
+        selection=dg.AssetSelection.assets(dg.AssetKey(["extract", "crm_contracts"]), dg.AssetKey(["raw", "crm_contracts"])),
     )
     assert result.success
     assert (landing / "crm_contracts" / "2025-05-06" / "extract-003000.parquet").is_file()
