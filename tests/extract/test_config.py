@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
+import yaml
 
 from recon_pipeline.extract.config import ExtractError, HttpSpec, SftpSpec, SqlSpec, extract_specs
+from recon_pipeline.settings import PROJECT_ROOT, load_settings
 
 ISSUE_FORMS = {"extract": {
     "crm_contracts": {"kind": "sql", "url_env": "RECON_CRM_DB_URL", "table": "crm_middle"},
@@ -68,3 +73,16 @@ def test_mistakes_are_one_line_each(settings_from, entry, message):
 def test_an_entry_for_no_known_source(settings_from):
     with pytest.raises(ExtractError, match="数据源 invoices 不存在"):
         extract_specs(settings_from({"extract": {"invoices": {"kind": "sql", "url_env": "X", "table": "t"}}}))
+
+
+def test_the_readme_example_is_valid(tmp_path):
+    # The README's "接入你的系统" section is what users copy: it must parse as it stands.
+    readme = Path(PROJECT_ROOT, "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## 接入你的系统"):]
+    block = re.search(r"```yaml\n(.*?)```", section, re.S).group(1)
+    path = tmp_path / "settings.yaml"
+    path.write_text(block, encoding="utf-8")
+    specs = extract_specs(load_settings(path))
+    assert [s.name for s in specs] == ["erp_invoices", "crm_contracts", "bank_transactions", "bank_cmb", "legal_archive"]
+    assert {s.kind for s in specs} == {"sql", "sftp", "http"}
+    assert yaml.safe_load(block)["value_mappings"]["review_status"]["agree"] == "approved"
