@@ -17,13 +17,18 @@ SERVER_GROUP = pytest.mark.xdist_group("extract_servers")
 _database_numbers = itertools.count(1)
 
 
-@pytest.fixture(scope="session")
-def postgres():
+def _serve(start):
+    """Yield the started server, or skip with the reason it cannot run here."""
     try:
-        with servers.postgres_server() as server:
+        with start() as server:
             yield server
     except servers.Unavailable as exc:
         pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    yield from _serve(servers.postgres_server)
 
 
 @pytest.fixture()
@@ -35,11 +40,7 @@ def database(postgres):
 
 @pytest.fixture(scope="session")
 def sftp():
-    try:
-        with servers.sftp_server() as server:
-            yield server
-    except servers.Unavailable as exc:
-        pytest.skip(str(exc))
+    yield from _serve(servers.sftp_server)
 
 
 @pytest.fixture()

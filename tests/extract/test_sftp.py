@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import threading
 import time
+from contextlib import contextmanager
 from datetime import datetime
 
 import pytest
@@ -70,26 +72,34 @@ def test_delivered_files_are_fetched_as_they_came_once_and_stay_on_the_server(ba
     assert narrowed.files == []  # the .sta file was fetched already; the glob never widens
 
 
-def test_a_file_still_being_written_is_waited_for(bank, outbox, landing):
-    put(outbox, "CMB_20250505.csv", STATEMENT.encode())
+@contextmanager
+def bank_still_writing(path, lines, pause: float):
+    """The bank appends `lines` to `path` one by one, `pause` seconds apart, while the block runs."""
     stop = threading.Event()
 
-    def write_slowly() -> None:
-        with (outbox / "CMB_20250505.csv").open("ab") as handle:
-            for n in range(8):
+    def write() -> None:
+        with path.open("ab") as handle:
+            for line in lines:
                 if stop.is_set():
                     return
-                handle.write(f"6222001,X{n},2025-05-05 12:00:00,1.00,李四,\n".encode())
+                handle.write(line)
                 handle.flush()
-                time.sleep(0.12)
+                time.sleep(pause)
 
-    writer = threading.Thread(target=write_slowly)
+    writer = threading.Thread(target=write)
     writer.start()
     try:
-        report = extract_sources(landing, AS_OF, bank(settle_seconds=0.4, settle_timeout=20))
+        yield
     finally:
         stop.set()
         writer.join()
+
+
+def test_a_file_still_being_written_is_waited_for(bank, outbox, landing):
+    put(outbox, "CMB_20250505.csv", STATEMENT.encode())
+    appended = [f"6222001,X{n},2025-05-05 12:00:00,1.00,李四,\n".encode() for n in range(8)]
+    with bank_still_writing(outbox / "CMB_20250505.csv", appended, pause=0.12):
+        report = extract_sources(landing, AS_OF, bank(settle_seconds=0.4, settle_timeout=20))
     assert report.files == ["bank_transactions/2025-05-06/CMB_20250505.csv"]
     assert (landing / report.files[0]).read_bytes() == (outbox / "CMB_20250505.csv").read_bytes()
     assert (landing / report.files[0]).read_text().count("\n") == 10  # header, T1 and all eight appended lines
@@ -98,22 +108,8 @@ def test_a_file_still_being_written_is_waited_for(bank, outbox, landing):
 def test_a_file_that_keeps_growing_is_left_for_the_next_run(bank, outbox, landing):
     put(outbox, "ABC_20250505.csv", STATEMENT.encode())
     put(outbox, "BOC_20250505.csv", b"still coming\n")
-    stop = threading.Event()
-
-    def keep_writing() -> None:
-        with (outbox / "BOC_20250505.csv").open("ab") as handle:
-            while not stop.is_set():
-                handle.write(b"more\n")
-                handle.flush()
-                time.sleep(0.05)
-
-    writer = threading.Thread(target=keep_writing)
-    writer.start()
-    try:
+    with bank_still_writing(outbox / "BOC_20250505.csv", itertools.repeat(b"more\n"), pause=0.05):
         report = extract_sources(landing, AS_OF, bank(settle_seconds=0.2, settle_timeout=1))
-    finally:
-        stop.set()
-        writer.join()
     message = report.failed[0].error
     assert message.startswith("bank_transactions: 远程文件仍在写入") and "BOC_20250505.csv" in message
     assert landed(landing) == ["bank_transactions/2025-05-06/ABC_20250505.csv"]  # the finished one still came
