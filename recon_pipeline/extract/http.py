@@ -10,7 +10,7 @@ exactly as the API sent them (JSON numbers are read as decimals, never floats); 
 
 Requests carry an auth header from an environment variable; 429 and 5xx answers, timeouts
 and refused connections are retried a bounded number of times with exponential backoff
-(honouring Retry-After). Request values may use the run's as-of: `{as_of}`, `{as_of_date}`,
+(honouring Retry-After). Request values (and URLs) may use the run's as-of: `{as_of}`, `{as_of_date}`,
 `{as_of_iso}`, `{as_of_ms}`, `{as_of_s}` and the same for `since` (as-of minus `lookback_days`).
 """
 
@@ -74,16 +74,16 @@ class _Caller:
     def __init__(self, spec: HttpSpec, client):
         self.spec, self.client = spec, client
 
-    def call(self, request: HttpRequest, params: dict, body: Any):
+    def call(self, request: HttpRequest, url: str, params: dict, body: Any):
         import httpx
 
         spec = self.spec
-        shown = str(httpx.URL(request.url).copy_with(query=None))  # a query may carry a token
+        shown = str(httpx.URL(url).copy_with(query=None))  # a query may carry a token
         for attempt in range(spec.retries + 1):
             wait = None
             try:
                 response = self.client.request(
-                    request.method, request.url, params=params or None,
+                    request.method, url, params=params or None,
                     json=body if request.method == "POST" else None,
                 )
             except httpx.TimeoutException:
@@ -107,12 +107,13 @@ class _Caller:
             time.sleep(min(delay, spec.max_backoff_seconds))
         raise AssertionError("unreachable")
 
-    def json(self, request: HttpRequest, params: dict, body: Any) -> Any:
-        response = self.call(request, params, body)
+    def json(self, request: HttpRequest, url: str, params: dict, body: Any) -> Any:
+        response = self.call(request, url, params, body)
         try:
             return json.loads(response.text, parse_float=Decimal)
         except ValueError:
-            raise ExtractError(f"{self.spec.name}: 接口 {request.url} 返回的不是 JSON: {_snippet(response)}") from None
+            shown = url.split("?")[0]
+            raise ExtractError(f"{self.spec.name}: 接口 {shown} 返回的不是 JSON: {_snippet(response)}") from None
 
 
 def _retry_after(response) -> float | None:
@@ -130,6 +131,7 @@ def _snippet(response) -> str:
 def _pages(spec: HttpSpec, caller: _Caller, request: HttpRequest, variables: dict) -> Iterator[list]:
     """Each page's records (JSON objects, or CSV rows as dicts) until the pagination ends."""
     paging = spec.pagination
+    url = str(_render(request.url, variables, spec.name))
     params, body = _render(request.params, variables, spec.name), _render(request.body, variables, spec.name)
     cursor, page, seen = None, paging.start, set()
     header = None
@@ -141,10 +143,10 @@ def _pages(spec: HttpSpec, caller: _Caller, request: HttpRequest, variables: dic
             if paging.size_param and paging.size:
                 params, body = _put(paging.location, params, body, paging.size_param, paging.size)
         if spec.format == "csv":
-            header, records = _csv_page(spec, caller.call(request, params, body), header)
+            header, records = _csv_page(spec, caller.call(request, url, params, body), header)
             data = None
         else:
-            data = caller.json(request, params, body)
+            data = caller.json(request, url, params, body)
             records = _at(data, request.records) if request.records else data
             if records is None:
                 records = []
@@ -174,7 +176,8 @@ def _detail_record(spec: HttpSpec, caller: _Caller, listed: Any, variables: dict
         raise ExtractError(f"{spec.name}: 列表记录中找不到编号（detail.id: {spec.detail_id or '(记录本身)'}）")
     scope = {**variables, "id": identifier}
     request = spec.detail
-    data = caller.json(request, _render(request.params, scope, spec.name), _render(request.body, scope, spec.name))
+    data = caller.json(request, str(_render(request.url, scope, spec.name)), _render(request.params, scope, spec.name),
+                       _render(request.body, scope, spec.name))
     record = _at(data, request.records) if request.records else data
     if not isinstance(record, dict):
         raise ExtractError(f"{spec.name}: 详情接口返回中 {request.records or '(整个响应)'} 不是 JSON 对象（编号 {identifier}）")

@@ -199,3 +199,23 @@ def test_missing_environment_variable_names_it(landing, settings_from, monkeypat
     settings = settings_from({"extract": {"crm_contracts": {"kind": "sql", "url_env": "RECON_CRM_DB_URL", "table": "t"}}})
     message = extract_sources(landing, AS_OF, settings).failed[0].error
     assert message == "crm_contracts: 环境变量 RECON_CRM_DB_URL 未设置（SQLAlchemy 连接串，如 postgresql://user:password@host:5432/db）"
+
+
+def test_incremental_over_a_query(landing, settings_from, monkeypatch, tmp_path):
+    # The query is wrapped as a subquery and filtered on its own output column.
+    import sqlite3
+
+    database = tmp_path / "erp.db"
+    with sqlite3.connect(database) as db:
+        db.execute("CREATE TABLE inv (no TEXT, total TEXT, changed TEXT, deleted INTEGER)")
+        db.executemany("INSERT INTO inv VALUES (?, ?, ?, ?)", [("A1", "1.00", "2025-05-01 10:00:00", 0),
+                                                                ("A2", "2.00", "2025-05-02 10:00:00", 1)])
+    monkeypatch.setenv("RECON_ERP_DB_URL", f"sqlite:///{database}")
+    settings = settings_from({"extract": {"erp_invoices": {
+        "kind": "sql", "url_env": "RECON_ERP_DB_URL", "incremental": "updated_at",
+        "query": "select no as invoice_no, total as total_amount, changed as updated_at from inv where deleted = 0"}}})
+    assert extract_sources(landing, AS_OF, settings).results[0].rows == 1
+    with sqlite3.connect(database) as db:
+        db.execute("INSERT INTO inv VALUES ('A3', '3.00', '2025-05-03 10:00:00', 0)")
+    later = extract_sources(landing, datetime(2025, 5, 7), settings)
+    assert pq.read_table(landing / later.files[0]).column("invoice_no").to_pylist() == ["A3"]
