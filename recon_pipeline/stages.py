@@ -26,7 +26,7 @@ import os
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
-from typing import Callable, Collection, Iterable
+from typing import TYPE_CHECKING, Callable, Collection, Iterable
 
 import pandas as pd
 
@@ -37,6 +37,9 @@ from recon_pipeline.as_of import as_of_date, as_of_text
 from recon_pipeline.close.periods import CloseError
 from recon_pipeline.close.stage import CloseStageReport, refresh_close
 from recon_pipeline.ingest.loader import IngestReport, load_drops, sync_landing
+
+if TYPE_CHECKING:
+    from recon_pipeline.extract.stage import ExtractReport
 from recon_pipeline.matching.seam import refresh_receipt_links
 from recon_pipeline.publish.publication import PublishError, PublishStats, publish_mart
 from recon_pipeline.recovery import corruption_message, mentions_corruption
@@ -84,6 +87,30 @@ class RunContext:
 
     def with_options(self, **changes) -> "RunContext":
         return replace(self, options=replace(self.options, **changes))
+
+
+# ---------------------------------------------------------------------------- extract (before a run)
+
+
+def extract(run: RunContext, entry: str | None = None) -> "ExtractReport":
+    """Pull the settings' `extract:` entries (or one) into landing drops dated by the as-of.
+
+    Not one of `run_stages`: it talks to outside systems that fail on their own schedule, so it
+    runs before the pipeline (`recon extract`, the Dagster extract schedule) and a bank server
+    being down never stops a reconciliation of what did arrive. It never opens the warehouse.
+    A failed entry raises PipelineError with its line, after the other entries ran.
+    """
+    from recon_pipeline.extract.config import ExtractError
+    from recon_pipeline.extract.stage import extract_sources
+
+    try:
+        report = extract_sources(run.landing_dir, run.as_of, run.settings, only=entry)
+    except ExtractError as exc:
+        raise PipelineError(str(exc)) from None
+    if report.failed:
+        more = f"（共 {len(report.failed)} 个提取项失败）" if len(report.failed) > 1 else ""
+        raise PipelineError(f"{report.failed[0].error}{more}")
+    return report
 
 
 # ---------------------------------------------------------------------------- ingest

@@ -23,10 +23,11 @@ TIMEZONE = _settings.timezone
 
 ingest_selection = dg.AssetSelection.groups("ingest")
 # Extraction (group `extract`, only when configured) runs on its own schedule, before these.
-models_selection = dg.AssetSelection.all() - ingest_selection - CLOSE_JOB_SELECTION - dg.AssetSelection.groups("extract")
+pipeline_selection = dg.AssetSelection.all() - CLOSE_JOB_SELECTION - dg.AssetSelection.groups("extract")
+models_selection = pipeline_selection - ingest_selection
 
 nightly_job = dg.define_asset_job(
-    "nightly_reconciliation", selection=dg.AssetSelection.all() - CLOSE_JOB_SELECTION,
+    "nightly_reconciliation", selection=pipeline_selection,
     description=(
         "Everything `recon run` does, at the run's as-of (tag recon/as_of, else the launch time): "
         "ingest every drop dated on or before it, dbt staging, matching, dbt marts, health and "

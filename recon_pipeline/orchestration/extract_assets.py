@@ -12,15 +12,16 @@ warehouse, so these assets stay out of the `warehouse` pool and never wait for a
 """
 
 
+from dataclasses import replace
 from datetime import datetime, time, timedelta
 from typing import Sequence
 
 import dagster as dg
 
+from recon_pipeline import stages
 from recon_pipeline.extract.config import ExtractSpec, extract_specs
-from recon_pipeline.extract.stage import extract_sources
 from recon_pipeline.orchestration.ingest_assets import daily_partitions
-from recon_pipeline.orchestration.resources import AS_OF_TAG, ReconResource, run_as_of
+from recon_pipeline.orchestration.resources import AS_OF_TAG, ReconResource, as_of_metadata, run_context
 from recon_pipeline.settings import Settings, load_settings
 
 EXTRACT_GROUP = "extract"
@@ -44,16 +45,13 @@ def _extract_asset(spec: ExtractSpec) -> dg.AssetsDefinition:
                     f"(`{spec.source}/<drop date>/`); idempotent, no partial files.",
     )
     def extract(context: dg.AssetExecutionContext, recon: ReconResource) -> dg.MaterializeResult:
-        settings = recon.settings()
+        run = run_context(context, recon)
         day = (context.partition_time_window.end - timedelta(days=1)).date()  # the window's last day
-        as_of = run_as_of(context, settings)
-        if as_of.date() != day:
-            as_of = datetime.combine(day, time(23, 59, 59))
-        result = extract_sources(recon.landing_path, as_of, settings, only=spec.name).results[0]
-        if result.error:
-            raise dg.Failure(description=result.error, metadata={"files_written": dg.MetadataValue.json(result.files)})
+        if run.as_of.date() != day:
+            run = replace(run, as_of=datetime.combine(day, time(23, 59, 59)))
+        (result,) = stages.extract(run, entry=spec.name).results
         return dg.MaterializeResult(metadata={
-            "as_of": as_of.isoformat(sep=" "), "files": dg.MetadataValue.json(result.files),
+            **as_of_metadata(run), "files": dg.MetadataValue.json(result.files),
             "rows": result.rows if result.rows is not None else len(result.files), "note": result.note or "-",
         })
 
