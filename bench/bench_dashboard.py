@@ -1,9 +1,9 @@
-"""Dashboard page times on a published mart built from 1M bank lines.
+"""Dashboard page times on a published mart the size of a 1M-bank-line run.
 
 Builds a synthetic warehouse whose `mart` has the contract's tables at the volume 1M bank
 lines give (1M receipt-match rows, 200k orders, 20k customers, alert and diff lists of tens
 of thousands), publishes it with `publish_mart`, serves the dashboard on 127.0.0.1 and times
-each page over HTTP (server-side rendering, what the 2 s budget is about). The baseline,
+each page over HTTP (server-side rendering, what the 1 s budget is about). The baseline,
 measured in the same run, is the same pages on the small test fixture mart: the ratio is
 what volume costs.
 
@@ -17,6 +17,7 @@ import statistics
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -28,14 +29,23 @@ from recon_pipeline.dashboard import DashboardConfig  # noqa: E402
 from recon_pipeline.publish.publication import publish_mart  # noqa: E402
 from tests.conftest import AS_OF, build_fixture_warehouse, running_dashboard  # noqa: E402
 
-BUDGET_SECONDS = 2.0
+BUDGET_SECONDS = 1.0
 PAGES = [
     ("总览", "/"),
     ("总览·按销售筛选区域", "/?region=R3&group_by=salesperson&period=2025-02"),
+    ("搜索·变形订单号", "/search?q=24r3%2012"),
+    ("搜索·客户名", "/search?q=客户名称123"),
+    ("搜索·金额", "/search?q=¥12,345.00"),
+    ("订单列表", "/orders"),
+    ("订单列表·筛选排序", "/orders?region=R3&stage=awaiting_payment&sort=outstanding_amount&dir=desc&page=3"),
+    ("订单详情", "/orders/{order_id}"),
+    ("客户详情", "/customers/{customer_id}"),
+    ("我的业绩", "/salespeople/{salesperson_id}?period=2025-03"),
     ("健康看板", "/health"),
-    ("预警与差额清单", "/alerts"),
-    ("预警·一级筛选", "/alerts?level=1&diff_type=receipt_without_contract"),
-    ("客户回款健康·全部", "/customers?scope=all"),
+    ("预警", "/alerts"),
+    ("预警·一级筛选", "/alerts?level=1&status=all"),
+    ("差额清单", "/diff-list?diff_type=receipt_without_contract"),
+    ("客户·全部", "/customers?scope=all"),
     ("财务复核队列", "/review"),
 ]
 
@@ -163,6 +173,86 @@ def build_large_warehouse(path: Path, bank_lines: int) -> dict[str, int]:
             FROM range({customers}) t(i)
             """
         )
+        # The dashboard's own marts at the same volume.
+        conn.execute("""ALTER TABLE mart.fct_order_reconciliation ADD COLUMN salesperson_name VARCHAR""")
+        conn.execute("""UPDATE mart.fct_order_reconciliation SET salesperson_name = '销售' || salesperson_id""")
+        conn.execute(
+            f"""CREATE TABLE mart.dim_customers AS
+                SELECT 'C' || CAST(i AS VARCHAR) AS customer_id, '客户名称' || CAST(i AS VARCHAR) || '有限公司' AS customer_name,
+                       NULL::VARCHAR AS credit_code, '简称' || CAST(i AS VARCHAR) AS aliases, 'R' || CAST(i % 8 AS VARCHAR) AS region_code,
+                       '行业' || CAST(i % 10 AS VARCHAR) AS industry, 'S' || CAST(i % 200 AS VARCHAR) AS owner_salesperson_id,
+                       '销售S' || CAST(i % 200 AS VARCHAR) AS owner_salesperson_name, NULL::TIMESTAMP AS updated_at
+                FROM range({customers}) t(i)"""
+        )
+        conn.execute(
+            """CREATE TABLE mart.dim_salespeople AS
+               SELECT 'S' || CAST(i AS VARCHAR) AS salesperson_id, '销售S' || CAST(i AS VARCHAR) AS salesperson_name,
+                      's' || CAST(i AS VARCHAR) || '@example.com' AS email, 'm' || CAST(i % 20 AS VARCHAR) || '@example.com' AS manager_email,
+                      NULL::VARCHAR AS manager_salesperson_id, NULL::VARCHAR AS manager_name, 'R' || CAST(i % 8 AS VARCHAR) AS region_code,
+                      NULL::TIMESTAMP AS updated_at
+               FROM range(200) t(i)"""
+        )
+        conn.execute(
+            """CREATE TABLE mart.fct_invoices AS
+               SELECT 'INV' || order_id AS invoice_no, order_id, customer_name, CAST(signed_at AS DATE) + 5 AS invoice_date,
+                      invoiced_amount AS amount_excl_tax, CAST(0 AS DECIMAL(18,2)) AS tax_amount, invoiced_amount AS total_amount,
+                      'normal' AS invoice_type, 'issued' AS status, TRUE AS counts, invoiced_amount AS counted_amount,
+                      NULL::TIMESTAMP AS updated_at
+               FROM mart.fct_order_reconciliation WHERE invoiced_amount > 0"""
+        )
+        conn.execute(
+            """CREATE TABLE mart.fct_writeoffs AS
+               SELECT 'WO' || txn_id AS writeoff_id, txn_id, order_id, NULL::VARCHAR AS invoice_no, allocated_amount AS amount,
+                      '财务' AS confirmed_by, txn_time + INTERVAL 2 DAY AS confirmed_at, 'active' AS status
+               FROM mart.fct_receipt_matches WHERE match_status = 'confirmed'"""
+        )
+        conn.execute(
+            """CREATE TABLE mart.fct_legal_archive AS
+               SELECT 'GD' || order_id AS archive_no, order_id, 'approved' AS review_status, legal_leg_closed_at - INTERVAL 2 DAY AS submitted_at,
+                      legal_leg_closed_at - INTERVAL 1 DAY AS reviewed_at, legal_leg_closed_at AS archived_at, NULL::TIMESTAMP AS updated_at
+               FROM mart.fct_order_reconciliation WHERE legal_leg_closed_at IS NOT NULL"""
+        )
+        conn.execute(
+            """CREATE TABLE mart.fct_order_events AS
+               SELECT order_id, signed_at AS event_at, 'crm_status' AS event_type, 'signed' AS detail, 'submitted' AS previous_detail,
+                      contract_amount AS amount FROM mart.fct_order_reconciliation WHERE signed_at IS NOT NULL
+               UNION ALL
+               SELECT order_id, txn_time, 'receipt', txn_id, match_status, allocated_amount FROM mart.fct_receipt_matches WHERE order_id IS NOT NULL"""
+        )
+        conn.execute("ALTER TABLE mart.alerts ADD COLUMN first_seen_as_of TIMESTAMP")
+        conn.execute("ALTER TABLE mart.alerts ADD COLUMN salesperson_id VARCHAR")
+        conn.execute("ALTER TABLE mart.alerts ADD COLUMN owner_name VARCHAR")
+        conn.execute("ALTER TABLE mart.alerts ADD COLUMN order_id VARCHAR")
+        conn.execute(f"UPDATE mart.alerts SET first_seen_as_of = TIMESTAMP '{AS_OF}' - INTERVAL 3 DAY, "
+                     "salesperson_id = 'S' || CAST(hash(alert_id) % 200 AS VARCHAR), owner_name = '销售' || alert_id")
+        conn.execute("ALTER TABLE mart.diff_list ADD COLUMN diff_id VARCHAR")
+        conn.execute("UPDATE mart.diff_list SET diff_id = diff_type || '::' || entity_id")
+        conn.execute(
+            f"""CREATE TABLE mart.fct_alert_actions AS
+                SELECT 'ACT' || CAST(i AS VARCHAR) AS action_id, 'alert' AS target_type, 'A' || CAST(i * 3 AS VARCHAR) AS target_id,
+                       CASE i % 4 WHEN 0 THEN 'acknowledge' WHEN 1 THEN 'assign' WHEN 2 THEN 'comment' ELSE 'resolve' END AS action,
+                       '处理人' AS assignee, '备注' AS note, '财务' AS acted_by,
+                       TIMESTAMP '{AS_OF}' - INTERVAL 2 DAY + to_seconds(i) AS acted_at, DATE '2025-03-27' AS drop_date
+                FROM range({bank_lines // 100}) t(i)"""
+        )
+        conn.execute(
+            """CREATE TABLE mart.fct_match_feedback AS
+               SELECT 'FB' || txn_id AS feedback_id, account_no, txn_id, customer_id, order_id, 'confirm' AS decision,
+                      '财务' AS decided_by, txn_time + INTERVAL 1 DAY AS decided_at, NULL::VARCHAR AS comment,
+                      CAST(txn_time AS DATE) AS drop_date, 'match_feedback/x.csv' AS source_file
+               FROM mart.fct_receipt_matches WHERE match_status = 'confirmed'"""
+        )
+        conn.execute(
+            f"""CREATE TABLE mart.alert_sla AS
+                SELECT 'alert' AS item_type, alert_id AS item_id,
+                       CASE WHEN alert_level IS NULL THEN 'reminder' ELSE 'level_' || CAST(alert_level AS VARCHAR) END AS item_class,
+                       first_seen_as_of AS episode_start, NULL::TIMESTAMP AS episode_end, TRUE AS item_open, step,
+                       first_seen_as_of + INTERVAL 1 DAY AS due_at, NULL::TIMESTAMP AS done_at, NULL::VARCHAR AS done_by,
+                       CASE WHEN hash(alert_id, step) % 3 = 0 THEN 'met' ELSE 'overdue' END AS status,
+                       'm1@example.com' AS escalate_to, alert_type || ' ' || entity_id AS title, owner_name AS owner,
+                       TIMESTAMP '{AS_OF}' AS as_of
+                FROM mart.alerts, (VALUES ('acknowledge'), ('resolve')) s(step)"""
+        )
         return {
             name: conn.execute(f"SELECT count(*) FROM mart.{name}").fetchone()[0]
             for (name,) in conn.execute("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'mart' ORDER BY 1").fetchall()
@@ -171,11 +261,12 @@ def build_large_warehouse(path: Path, bank_lines: int) -> dict[str, int]:
         conn.close()
 
 
-def time_pages(config: DashboardConfig, repeat: int) -> dict[str, tuple[float, float]]:
+def time_pages(config: DashboardConfig, repeat: int, ids: dict[str, str]) -> dict[str, tuple[float, float]]:
     """(first load, median of the next `repeat`) seconds per page."""
     times = {}
     with running_dashboard(config) as base:
-        for label, path in PAGES:
+        for label, template in PAGES:
+            path = urllib.parse.quote(template.format(**ids), safe="/?=&%")
             samples = []
             for _ in range(repeat + 1):
                 started = time.perf_counter()
@@ -196,7 +287,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
         small = publish_mart(build_fixture_warehouse(folder / "small.duckdb"), as_of=AS_OF)
-        baseline = time_pages(DashboardConfig(published_path=small.published_path), args.repeat)
+        baseline = time_pages(DashboardConfig(published_path=small.published_path, landing_dir=folder / "landing"),
+                              args.repeat, {"order_id": "25SH00002", "customer_id": "C001", "salesperson_id": "S01"})
 
         started = time.perf_counter()
         counts = build_large_warehouse(folder / "large.duckdb", args.bank_lines)
@@ -206,15 +298,19 @@ def main() -> int:
               + ", ".join(f"{name} {count:,}" for name, count in counts.items()))
         print(f"publish_mart: {stats.seconds:.2f} s, {stats.size_bytes / 1e6:.1f} MB published")
 
-        large = time_pages(DashboardConfig(published_path=stats.published_path), args.repeat)
+        with duckdb.connect(str(stats.published_path), read_only=True) as conn:
+            order_id, customer_id, salesperson_id = conn.execute(
+                "SELECT order_id, customer_id, salesperson_id FROM mart.fct_order_reconciliation ORDER BY order_id LIMIT 1 OFFSET 1234").fetchone()
+        large = time_pages(DashboardConfig(published_path=stats.published_path, landing_dir=folder / "landing"), args.repeat,
+                           {"order_id": order_id, "customer_id": customer_id, "salesperson_id": salesperson_id})
 
-    print(f"\n{'page':<22}{'baseline (fixture)':>20}{'large, first':>16}{'large, median':>17}{'ratio':>8}  budget {BUDGET_SECONDS:.0f} s")
+    print(f"\n{'page':<24}{'baseline (fixture)':>20}{'large, first':>16}{'large, median':>17}{'ratio':>8}  budget {BUDGET_SECONDS:.0f} s")
     worst = 0.0
     for label, _ in PAGES:
         base_median = baseline[label][1]
         first, median = large[label]
         worst = max(worst, first, median)
-        print(f"{label:<22}{base_median * 1000:>17.0f} ms{first * 1000:>13.0f} ms{median * 1000:>14.0f} ms"
+        print(f"{label:<24}{base_median * 1000:>17.0f} ms{first * 1000:>13.0f} ms{median * 1000:>14.0f} ms"
               f"{median / base_median:>7.1f}x  {'ok' if max(first, median) < BUDGET_SECONDS else 'OVER'}")
     print(f"\nslowest page load: {worst:.2f} s ({'within' if worst < BUDGET_SECONDS else 'OVER'} the {BUDGET_SECONDS:.0f} s budget)")
     return 0 if worst < BUDGET_SECONDS else 1

@@ -51,6 +51,20 @@ def hours_between(start: datetime, end: datetime) -> float:
     return (end - start).total_seconds() / 3600
 
 
+def duration_text(seconds: float) -> str:
+    """A duration as people say it: 106 天, 2 天 6 小时, 5 小时 20 分钟, 12 分钟 (never thousands of hours)."""
+    minutes = int(max(seconds, 0) // 60)
+    if minutes < 60:
+        return f"{minutes} 分钟"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} 小时" + (f" {minutes} 分钟" if minutes else "")
+    days, hours = divmod(hours, 24)
+    if days >= 10 or not hours:
+        return f"{days} 天"
+    return f"{days} 天 {hours} 小时"
+
+
 # --- the cutoff calendar (封关): a period `YYYY-MM` ends on its last day at the cutoff hour ---
 
 

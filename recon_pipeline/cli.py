@@ -131,10 +131,11 @@ def demo(
 def dashboard(
     warehouse: Optional[Path] = typer.Option(None, "--warehouse", envvar="RECON_WAREHOUSE", help="数据仓库文件（读取其发布副本）"),
     published: Optional[Path] = typer.Option(None, "--published", help="发布的只读报表库（默认 <仓库>.published.duckdb）"),
-    landing: Optional[Path] = typer.Option(None, "--landing", envvar="RECON_LANDING_DIR", help="落地目录（复核决定写入 match_feedback）"),
+    landing: Optional[Path] = typer.Option(None, "--landing", envvar="RECON_LANDING_DIR", help="落地目录（复核决定与预警处理写入 match_feedback / alert_actions）"),
     host: Optional[str] = typer.Option(None, "--host", help="监听地址（默认 127.0.0.1）"),
     port: Optional[int] = typer.Option(None, "--port", help="端口（默认 8765）"),
     token: Optional[str] = typer.Option(None, "--token", envvar="RECON_DASHBOARD_TOKEN", help="访问令牌（可选）"),
+    settings_file: Optional[Path] = typer.Option(None, "--settings", envvar="RECON_SETTINGS", help="设置文件（账号、区域名称等）"),
 ) -> None:
     """Serve the reconciliation dashboard (看板) from the published mart."""
     from recon_pipeline.dashboard import serve
@@ -146,13 +147,31 @@ def dashboard(
         published = default_published_path(warehouse)
     if not Path(published).is_file():
         fail(f"发布的报表库不存在: {published}（请先运行 recon run）")
+    from recon_pipeline.dashboard import DashboardRefused
+    from recon_pipeline.dashboard.access import AccountError
     from recon_pipeline.recovery import RecoveryError, check_warehouse
 
     try:
         check_warehouse(published)
     except RecoveryError:
         fail(f"发布的报表库已损坏: {published}。恢复: recon publish --warehouse <数据仓库文件>（从仓库重新发布）")
-    serve(published, host=host, port=port, token=token, landing_dir=landing)
+    try:
+        serve(published, host=host, port=port, token=token, landing_dir=landing,
+              settings=load_settings(settings_file))
+    except (DashboardRefused, AccountError, FileNotFoundError) as exc:
+        fail(str(exc))
+
+
+@app.command("dashboard-password")
+def dashboard_password(
+    password: str = typer.Option(..., prompt="密码", hide_input=True, confirmation_prompt=True, help="看板账号的密码"),
+) -> None:
+    """Print the argon2 hash of a dashboard password, for `dashboard.accounts` in the settings."""
+    from recon_pipeline.dashboard.access import hash_password
+
+    if len(password) < 8:
+        fail("密码至少 8 位")
+    out.print(hash_password(password), highlight=False, soft_wrap=True)
 
 
 @app.command()

@@ -164,12 +164,30 @@ SOURCES: dict[str, SourceSpec] = {
                 Column("customer_id"),
                 Column("order_id"),
                 # Empty while finance has not decided (a review-queue row left blank): ignored.
-                Column("decision", "enum", values=("confirm", "reject")),
+                # `undo` withdraws the earlier decision on the same line and customer.
+                Column("decision", "enum", values=("confirm", "reject", "undo")),
                 Column("decided_by"),
                 Column("decided_at", "timestamp"),
                 Column("comment"),
             ),
             version_column="decided_at",
+        ),
+        # What people did about an alert, a diff-list item or the red health board (the
+        # dashboard writes them): the alerts stage measures the SLAs against them.
+        SourceSpec(
+            "alert_actions",
+            key=("action_id",),
+            columns=(
+                _key("action_id"),
+                Column("target_type", "enum", required=True, values=("alert", "diff", "health")),
+                Column("target_id", required=True),
+                Column("action", "enum", required=True, values=("acknowledge", "assign", "comment", "resolve")),
+                Column("assignee"),
+                Column("note"),
+                Column("acted_by"),
+                Column("acted_at", "timestamp", required=True),
+            ),
+            version_column="acted_at",
         ),
     ]
 }

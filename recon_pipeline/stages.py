@@ -33,6 +33,7 @@ import pandas as pd
 from recon_pipeline.alerts import health as health_board
 from recon_pipeline.alerts import notify as notifications
 from recon_pipeline.alerts import rules as alert_rules
+from recon_pipeline.alerts import workflow
 from recon_pipeline.as_of import as_of_date, as_of_text
 from recon_pipeline.close.periods import CloseError
 from recon_pipeline.close.stage import CloseStageReport, refresh_close
@@ -246,9 +247,12 @@ def health(run: RunContext) -> list[dict]:
 
 
 def alerts(run: RunContext) -> dict[str, int]:
-    """The alert rules at the as-of (mart.alerts, mart.alert_history); open alerts by type."""
+    """The alert rules at the as-of (mart.alerts, mart.alert_history), then the workflow's time
+    limits against the people's actions (mart.diff_history, mart.alert_sla: what escalates);
+    open alerts by type."""
     with connect(run.warehouse) as conn:
         alert_rules.refresh_alerts(conn, run.as_of, run.settings)
+        workflow.refresh_workflow(conn, run.as_of, run.settings)
         return alert_rules.open_alert_counts(conn)
 
 

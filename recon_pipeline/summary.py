@@ -34,7 +34,12 @@ def _mart_figures(warehouse) -> dict[str, object]:
                FROM mart.fct_order_reconciliation"""
         ).fetchone()
         diffs = dict(conn.execute("SELECT diff_type, count(*) FROM mart.diff_list GROUP BY 1").fetchall())
-    return {"orders": orders, "diffs": diffs}
+        overdue = {}
+        if conn.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'mart' AND table_name = 'alert_sla'").fetchone()[0]:
+            overdue = dict(conn.execute(
+                "SELECT item_class, count(DISTINCT item_id || CAST(episode_start AS VARCHAR)) FROM mart.alert_sla "
+                "WHERE status = 'overdue' GROUP BY 1").fetchall())
+    return {"orders": orders, "diffs": diffs, "overdue": overdue}
 
 
 def print_run_summary(result: RunResult, console: Console) -> None:
@@ -89,6 +94,12 @@ def print_run_summary(result: RunResult, console: Console) -> None:
         console.print(board)
     if result.close is not None and result.close.to_text():
         console.print(result.close.to_text(), highlight=False)
+    overdue = figures.get("overdue") or {}
+    if overdue:
+        labels = {"health_red": "健康看板红灯", "diff_list": "差额清单", "level_1": "一级预警", "level_2": "二级预警",
+                  "level_3": "三级预警", "reminder": "提醒"}
+        shown = "，".join(f"{labels.get(k, k)} {v} 项" for k, v in sorted(overdue.items()))
+        console.print(f"[red]超过处理时限（--notify 时升级主管）：{shown}[/]", highlight=False)
     if result.dispatch is not None:
         console.print(result.dispatch.to_text(), highlight=False)
     stages = "，".join(f"{k} {v:.1f}s" for k, v in result.stage_seconds.items())

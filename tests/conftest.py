@@ -7,6 +7,8 @@ matching engine. EXPECTED holds the figures the pages must show, worked out by h
 
 from __future__ import annotations
 
+import email
+import email.policy
 import socket
 import threading
 import time
@@ -20,6 +22,16 @@ import pytest
 from recon_pipeline.settings import load_settings
 
 AS_OF = "2025-03-29 10:00:00"
+
+# Text an attacker could put into a CRM or a bank memo: it must show as text in the dashboard
+# and stay inert in the exports.
+HOSTILE_NAME = '<script>window.__xss=1</script>"><img src=x onerror="window.__xss=2">恶意商贸'
+HOSTILE_FORMULA = '=HYPERLINK("http://evil.example","点我")'
+
+# A draft order of a hostile customer: listed and searchable, in no figure (no sales leg).
+HOSTILE_ORDER = ("25SH00007", "C004", "S01", "SH", "制造业", 9999, 0, 0, 0, 9999,
+                 None, None, None, False, None, "draft", HOSTILE_NAME, None, HOSTILE_FORMULA)
+
 
 ORDERS_DDL = """
 CREATE TABLE mart.fct_order_reconciliation (
@@ -53,6 +65,7 @@ ORDERS = [
     ("25GZ00006", "C003", "S03", "GZ", "医疗", 45000, 0, 0, 0, 45000,
      None, None, None, False, None, "draft",
      "广州康健医疗器械有限公司", None, "HT-2025-006"),
+    HOSTILE_ORDER,
 ]
 
 MATCHES_DDL = """
@@ -66,6 +79,12 @@ CREATE TABLE mart.fct_receipt_matches (
 EVIDENCE_T005 = (
     '{"payer": {"raw": "北京华联商贸", "normalized": "北京华联商贸", "core": "华联商贸"}, '
     '"candidates": [{"customer_id": "C002", "score": 91}, {"customer_id": "C001", "score": 70}]}'
+)
+# A risky suggestion: the memo is not a payment for goods and the amount fits nothing.
+EVIDENCE_T008 = (
+    '{"payer": {"raw": "上海星辰制造", "normalized": "上海星辰制造", "core": "星辰制造"}, '
+    '"candidates": [{"customer_id": "C001", "score": 86}], "risk_flags": ["non_goods_memo"], '
+    '"allocation": {"fit": "unapplied", "amount_mismatch": true}}'
 )
 EVIDENCE_T007 = (
     '{"payer_normalized": "广州康健医疗器械", "payer_core": "康健医疗器械", "candidate_customer_id": "C003", '
@@ -88,6 +107,8 @@ MATCHES = [
      "2025-03-27 15:00", 5000, "张三", "", None),
     ("6222001", "T007", "C003", None, 12345.67, "fuzzy", 88, "suggested",
      "2025-03-28 09:15", 12345.67, "广州康健医疗器械", "设备款", EVIDENCE_T007),
+    ("6222001", "T008", "C001", None, 777.77, "fuzzy", 86, "suggested",
+     "2025-03-28 11:00", 777.77, "上海星辰制造", "=1+2 押金退回 <img src=x onerror=alert(1)>", EVIDENCE_T008),
 ]
 
 SUMMARY_DDL = """
@@ -155,10 +176,105 @@ CREATE TABLE mart.customer_collection_health (
 )"""
 
 CUSTOMERS = [
+    ("C004", HOSTILE_NAME, False, None),
     ("C001", "上海星辰制造有限公司", False, None),
     ("C002", "北京华联商贸有限公司", True, "回款逾期超过 30 天，且有到账金额不符"),
     ("C003", "广州康健医疗器械有限公司", False, None),
 ]
+
+DIM_CUSTOMERS_DDL = """
+CREATE TABLE mart.dim_customers (
+  customer_id VARCHAR, customer_name VARCHAR, credit_code VARCHAR, aliases VARCHAR, region_code VARCHAR,
+  industry VARCHAR, owner_salesperson_id VARCHAR, owner_salesperson_name VARCHAR, updated_at TIMESTAMP
+)"""
+
+DIM_CUSTOMERS = [
+    ("C001", "上海星辰制造有限公司", "91310000MA1FL0000X", "星辰制造", "SH", "制造业", "S01", "张三", None),
+    ("C002", "北京华联商贸有限公司", None, "华联商贸;北京华联", "BJ", "零售", "S02", "李四", None),
+    ("C003", "广州康健医疗器械有限公司", None, None, "GZ", "医疗", "S03", "王五", None),
+    ("C004", HOSTILE_NAME, None, '"><img src=x onerror=alert(1)>', "SH", "制造业", "S01", "张三", None),
+]
+
+DIM_SALESPEOPLE_DDL = """
+CREATE TABLE mart.dim_salespeople (
+  salesperson_id VARCHAR, salesperson_name VARCHAR, email VARCHAR, manager_email VARCHAR,
+  manager_salesperson_id VARCHAR, manager_name VARCHAR, region_code VARCHAR, updated_at TIMESTAMP
+)"""
+
+DIM_SALESPEOPLE = [
+    ("S01", "张三", "zhang.san@example.com", "boss@example.com", "M01", "赵经理", "SH", None),
+    ("S02", "李四", "li.si@example.com", "boss@example.com", "M01", "赵经理", "BJ", None),
+    ("S03", "王五", "wang.wu@example.com", "other.boss@example.com", None, None, "GZ", None),
+    ("M01", "赵经理", "boss@example.com", None, None, None, "SH", None),
+]
+
+INVOICES_DDL = """
+CREATE TABLE mart.fct_invoices (
+  invoice_no VARCHAR, order_id VARCHAR, customer_name VARCHAR, invoice_date DATE, amount_excl_tax DECIMAL(18,2),
+  tax_amount DECIMAL(18,2), total_amount DECIMAL(18,2), invoice_type VARCHAR, status VARCHAR, counts BOOLEAN,
+  counted_amount DECIMAL(18,2), updated_at TIMESTAMP
+)"""
+
+INVOICES = [
+    ("INV-001", "25SH00001", None, "2025-01-25", 88495.58, 11504.42, 100000, "normal", "issued", True, 100000, None),
+    ("INV-002", "25SH00002", None, "2025-03-05", 44247.79, 5752.21, 50000, "normal", "issued", True, 50000, None),
+    ("INV-004", "25BJ00004", None, "2025-02-15", 106194.69, 13805.31, 120000, "normal", "issued", True, 120000, None),
+    ("INV-004R", "25BJ00004", None, "2025-02-18", -17699.12, -2300.88, -20000, "red", "issued", True, -20000, None),
+    ("INV-004B", "25BJ00004", None, "2025-02-18", 17699.12, 2300.88, 20000, "normal", "issued", True, 20000, None),
+    ("INV-004V", "25BJ00004", None, "2025-02-16", 8849.56, 1150.44, 10000, "normal", "voided", False, 0, None),
+    ("INV-005", "25GZ00005", None, "2024-12-25", 26548.67, 3451.33, 30000, "normal", "issued", True, 30000, None),
+]
+
+WRITEOFFS_DDL = """
+CREATE TABLE mart.fct_writeoffs (
+  writeoff_id VARCHAR, txn_id VARCHAR, order_id VARCHAR, invoice_no VARCHAR, amount DECIMAL(18,2),
+  confirmed_by VARCHAR, confirmed_at TIMESTAMP, status VARCHAR
+)"""
+
+WRITEOFFS = [
+    ("W1", "T001", "25SH00001", "INV-001", 100000, "财务-陈静", "2025-02-05 10:00", "active"),
+    ("W2", "T002", "25SH00002", "INV-002", 20000, "财务-陈静", "2025-03-06 10:00", "active"),
+    ("W5", "T004", "25GZ00005", "INV-005", 30000, "财务-李娜", "2025-01-15 10:00", "active"),
+]
+
+LEGAL_DDL = """
+CREATE TABLE mart.fct_legal_archive (
+  archive_no VARCHAR, order_id VARCHAR, review_status VARCHAR, submitted_at TIMESTAMP, reviewed_at TIMESTAMP,
+  archived_at TIMESTAMP, updated_at TIMESTAMP
+)"""
+
+LEGAL = [
+    ("GD-001", "25SH00001", "approved", "2025-01-15 10:00", "2025-01-18 10:00", "2025-01-20 09:00", None),
+    ("GD-002", "25SH00002", "pending", "2025-03-10 10:00", None, None, None),
+    ("GD-004", "25BJ00004", "rejected", "2025-02-20 10:00", "2025-02-22 10:00", None, None),
+    ("GD-005", "25GZ00005", "approved", "2024-12-10 10:00", "2024-12-15 10:00", "2024-12-20 09:00", None),
+]
+
+EVENTS_DDL = """
+CREATE TABLE mart.fct_order_events (
+  order_id VARCHAR, event_at TIMESTAMP, event_type VARCHAR, detail VARCHAR, previous_detail VARCHAR, amount DECIMAL(18,2)
+)"""
+
+EVENTS = [
+    ("25SH00002", "2025-03-01 09:00", "crm_status", "draft", None, 45000),
+    ("25SH00002", "2025-03-02 09:00", "amount_changed", "50000.00", "45000.00", 50000),
+    ("25SH00002", "2025-03-03 15:00", "crm_status", "signed", "draft", 50000),
+    ("25SH00002", "2025-03-05 00:00", "invoice", "INV-002", "normal", 50000),
+    ("25SH00002", "2025-03-05 09:30", "receipt", "T002", "confirmed", 20000),
+    ("25SH00002", "2025-03-10 10:00", "legal_submitted", "GD-002", None, None),
+]
+
+ACTIONS_DDL = """
+CREATE TABLE mart.fct_alert_actions (
+  action_id VARCHAR, target_type VARCHAR, target_id VARCHAR, action VARCHAR, assignee VARCHAR, note VARCHAR,
+  acted_by VARCHAR, acted_at TIMESTAMP, drop_date DATE
+)"""
+
+FEEDBACK_DDL = """
+CREATE TABLE mart.fct_match_feedback (
+  feedback_id VARCHAR, account_no VARCHAR, txn_id VARCHAR, customer_id VARCHAR, order_id VARCHAR, decision VARCHAR,
+  decided_by VARCHAR, decided_at TIMESTAMP, comment VARCHAR, drop_date DATE, source_file VARCHAR
+)"""
 
 OPTIONAL_TABLES = ("mart.customer_collection_health", "mart.diff_list", "mart.health_metrics")
 
@@ -169,17 +285,17 @@ EXPECTED = {
     "collected_this_period": "¥20,000.00",    # T002 (confirmed); T005 is only suggested
     "collected_2025_02": "¥220,000.00",       # T001 (after Jan cutoff) + T003
     "signed_2025_02": "¥120,000.00",
-    "funnel_stuck_signed": ("1", "¥80,000.00"),
-    "funnel_stuck_invoiced": ("1", "¥50,000.00"),
-    "funnel_stuck_received": ("1", "¥120,000.00"),
+    # Signed orders by how far they got: three wait for legal (25SH00002, 25BJ00003, 25BJ00004),
+    # two are closed (25SH00001, 25GZ00005) - the closed count `recon run` reports.
+    "funnel_stuck_signed": ("3", "¥250,000.00"),
     "funnel_reached_signed": ("5", "¥380,000.00"),
     "funnel_done": ("2", "¥130,000.00"),
     "at_risk_count": "3 单",
     "at_risk_amount": "¥250,000.00",
-    "hours_to_cutoff": "54.0 小时",
+    "hours_to_cutoff": "2 天 6 小时",
     "match_rate": "80.0%",
     "high_risk_customer": "北京华联商贸有限公司",
-    "queue_count": "2 条",
+    "queue_count": "3 条",
     "diff_receipt_without_contract": "2 项",
 }
 
@@ -203,13 +319,28 @@ def build_fixture_warehouse(path: Path, *, skip: tuple[str, ...] = (), signed_sc
             ("mart.diff_list", DIFF_DDL, DIFFS),
             ("mart.health_metrics", HEALTH_DDL, HEALTH),
             ("mart.customer_collection_health", CUSTOMERS_DDL, CUSTOMERS),
+            ("mart.dim_customers", DIM_CUSTOMERS_DDL, DIM_CUSTOMERS),
+            ("mart.dim_salespeople", DIM_SALESPEOPLE_DDL, DIM_SALESPEOPLE),
+            ("mart.fct_invoices", INVOICES_DDL, INVOICES),
+            ("mart.fct_writeoffs", WRITEOFFS_DDL, WRITEOFFS),
+            ("mart.fct_legal_archive", LEGAL_DDL, LEGAL),
+            ("mart.fct_order_events", EVENTS_DDL, EVENTS),
+            ("mart.fct_alert_actions", ACTIONS_DDL, []),
+            ("mart.fct_match_feedback", FEEDBACK_DDL, []),
         ]
         for name, ddl, rows in tables:
             if name in skip:
                 continue
             conn.execute(ddl)
-            placeholders = ", ".join("?" for _ in rows[0])
-            conn.executemany(f"INSERT INTO {name} VALUES ({placeholders})", [list(r) for r in rows])
+            if rows:
+                placeholders = ", ".join("?" for _ in rows[0])
+                conn.executemany(f"INSERT INTO {name} VALUES ({placeholders})", [list(r) for r in rows])
+        conn.execute("ALTER TABLE mart.fct_order_reconciliation ADD COLUMN salesperson_name VARCHAR")
+        if "mart.dim_salespeople" not in skip:
+            conn.execute(
+                "UPDATE mart.fct_order_reconciliation o SET salesperson_name = s.salesperson_name "
+                "FROM mart.dim_salespeople s WHERE s.salesperson_id = o.salesperson_id"
+            )
         if signed_scale != 1:
             conn.execute(
                 "UPDATE mart.fct_order_reconciliation SET contract_amount = contract_amount * ?, "
@@ -227,6 +358,54 @@ def build_fixture_warehouse(path: Path, *, skip: tuple[str, ...] = (), signed_sc
 def _with_as_of(alerts):
     # (alert_id, level, type, entity, recipient, as_of, message)
     return [(a[0], a[1], a[2], a[3], a[4], AS_OF, a[5]) for a in alerts]
+
+
+# --- a real SMTP server on loopback (alerts, and the dashboard's escalation end to end) ---
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class MailRecorder:
+    """aiosmtpd handler: keeps every accepted message; refuses DATA after `refuse_after`."""
+
+    def __init__(self):
+        self.messages: list[dict] = []
+        self.refuse_after: int | None = None
+
+    async def handle_DATA(self, server, session, envelope):
+        if self.refuse_after is not None and len(self.messages) >= self.refuse_after:
+            return "554 5.7.1 Message refused: sending quota exceeded"
+        parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        self.messages.append(
+            {
+                "rcpt": sorted(envelope.rcpt_tos),
+                "to": str(parsed["To"]),
+                "cc": str(parsed["Cc"] or ""),
+                "subject": str(parsed["Subject"]),
+                "message_id": str(parsed["Message-ID"]),
+                "body": parsed.get_content(),
+            }
+        )
+        return "250 OK"
+
+    def received_by(self, address: str) -> list[dict]:
+        return [m for m in self.messages if address in m["rcpt"]]
+
+
+@pytest.fixture()
+def smtp_server():
+    """(recorder, port) of an aiosmtpd server on 127.0.0.1, stopped after the test."""
+    from aiosmtpd.controller import Controller
+
+    recorder = MailRecorder()
+    controller = Controller(recorder, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    yield recorder, controller.port
+    controller.stop()
 
 
 @contextmanager

@@ -297,8 +297,10 @@ def compute_health_metrics(
 
     Status rules: the match rate is red strictly below its threshold (no credits in the window:
     null value, green); the cutoff pair is red when the cutoff is strictly less than
-    `cutoff_warning_hours` away and signed contracts are still unarchived; counts are red above
-    their threshold; the average approval time is red above `approval_stalled_hours`.
+    `cutoff_warning_hours` away and signed contracts are still unarchived (each carries a
+    threshold only while it applies); counts are red above their threshold; the average
+    approval time is red above `approval_stalled_hours`. So red <=> the value breaks its
+    threshold, for every metric.
     """
     as_of = as_naive_datetime(as_of)
     alerts = settings.alerts
@@ -331,8 +333,14 @@ def compute_health_metrics(
             float(match_threshold),
             rate is not None and rate < match_threshold,
         ),
-        _metric(as_of, "hours_to_cutoff", round(hours_left, 2), warning_hours, cutoff_red),
-        _metric(as_of, "unarchived_signed_contracts", float(unarchived), 0.0, cutoff_red),
+        # The cutoff pair's thresholds apply only when they can turn the board red, so a value
+        # and its threshold never contradict the status (68 unarchived a month before the
+        # cutoff is no alarm: no threshold; 10 hours left with nothing unarchived neither).
+        _metric(as_of, "hours_to_cutoff", round(hours_left, 2), warning_hours if unarchived else None, cutoff_red),
+        _metric(
+            as_of, "unarchived_signed_contracts", float(unarchived),
+            0.0 if hours_left < warning_hours else None, cutoff_red,
+        ),
         _metric(as_of, "stalled_approvals", float(stalled), 0.0, stalled > 0),
         _metric(
             as_of,

@@ -8,9 +8,10 @@ acceptance and the log commit (a round trip and a commit, about a millisecond): 
 message is sent again, with the same Message-ID, so mail clients and servers that
 de-duplicate on it show it once.
 
-A level-2 alert still open `notify.escalation_hours` after it was first seen sends one
-escalation message to the manager (`escalate_to`); the comparison is `>=` so a nightly run
-escalates on the next night, not the one after.
+A step of the alert workflow not done in time (`mart.alert_sla` status overdue, see
+workflow.py: e.g. a level-2 alert not acknowledged within 24 hours or not handled within 3
+days, the red health board not acknowledged within 5 minutes, a diff-list item without a
+response for 24 hours) sends one escalation message to the manager (`escalate_to`).
 
 Plain `smtplib` / `urllib` on purpose: apprise would hide the SMTP conversation and the
 webhooks' error codes that the tests check against real servers; the four payloads are a few
@@ -30,7 +31,7 @@ import time
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from email.message import EmailMessage
 from email.utils import formataddr, getaddresses
 from typing import Any, Callable, Mapping
@@ -39,8 +40,8 @@ import duckdb
 import pandas as pd
 
 from recon_pipeline.alerts.rules import ensure_alert_tables
+from recon_pipeline.as_of import as_naive_datetime, duration_text
 from recon_pipeline.faults import crash_point
-from recon_pipeline.as_of import as_naive_datetime
 from recon_pipeline.settings import Settings
 
 WEBHOOK_KINDS = ("wecom", "dingtalk", "feishu", "slack")
@@ -200,11 +201,7 @@ def compose(alert: Mapping[str, Any], as_of: datetime, kind: str, open_hours: fl
     owner = _text(alert.get("owner_name")) or "未指定"
     owner_mail = _text(alert.get("recipient"))
     lines = []
-    if kind == "escalation":
-        subject = f"【销售对账·升级】{type_label} {alert['entity_id']}（已 {open_hours:.0f} 小时未处理）"
-        lines.append(f"以下{label}已持续 {open_hours:.0f} 小时仍未处理，请督办：")
-    else:
-        subject = f"【销售对账·{label}】{type_label} {alert['entity_id']}"
+    subject = f"【销售对账·{label}】{type_label} {alert['entity_id']}"
     lines.append(str(alert["message"]))
     lines.append(f"负责人：{owner}" + (f"（{owner_mail}）" if owner_mail else ""))
     lines.append(f"处理手册：{alert.get('runbook_url') or ''}")
@@ -222,40 +219,83 @@ def plan_messages(
     channels: list[str],
 ) -> list[OutgoingMessage]:
     """Every message the open alerts call for on these channels (before the log is consulted)."""
-    notify = settings.raw.get("notify") or {}
-    escalation_after = timedelta(hours=float(notify.get("escalation_hours", 24)))
     messages = []
     ordered = alerts.sort_values(["alert_level", "alert_type", "entity_id", "alert_id"], na_position="last")
     for alert in ordered.to_dict("records"):
         first_seen = pd.Timestamp(alert["first_seen_as_of"]).to_pydatetime()
         open_hours = (as_of - first_seen).total_seconds() / 3600
-        level = alert.get("alert_level")
-        kinds = [("alert", split_addresses(alert.get("recipient")), split_addresses(alert.get("cc")))]
-        if level is not None and not pd.isna(level) and int(level) == 2 and as_of - first_seen >= escalation_after:
-            kinds.append(("escalation", split_addresses(alert.get("escalate_to")), ()))
-        for kind, to, cc in kinds:
-            subject, body = compose(alert, as_of, kind, open_hours)
-            for channel in channels:
-                if channel == "email":
-                    if not to:
-                        continue  # nobody to mail (no owner e-mail, no fallback); chat still gets it
-                    recipient, copy = to[0], tuple(to[1:]) + cc
-                else:
-                    recipient, copy = channel, ()
-                messages.append(
-                    OutgoingMessage(
-                        dispatch_key=dispatch_key(alert["alert_id"], first_seen, kind, channel, recipient),
-                        alert_id=alert["alert_id"],
-                        first_seen_as_of=first_seen,
-                        kind=kind,
-                        channel=channel,
-                        recipient=recipient,
-                        cc=copy,
-                        alert_type=alert["alert_type"],
-                        subject=subject,
-                        body=body,
-                    )
-                )
+        subject, body = compose(alert, as_of, "alert", open_hours)
+        messages += _addressed(
+            channels, split_addresses(alert.get("recipient")), split_addresses(alert.get("cc")),
+            lambda channel, recipient: dispatch_key(alert["alert_id"], first_seen, "alert", channel, recipient),
+            alert_id=alert["alert_id"], first_seen_as_of=first_seen, kind="alert", alert_type=alert["alert_type"],
+            subject=subject, body=body,
+        )
+    return messages
+
+
+def _addressed(channels: list[str], to: tuple[str, ...], cc: tuple[str, ...], key, **fields) -> list[OutgoingMessage]:
+    """One message per channel: e-mail to the first address (the others and cc in copy),
+    chat to the channel itself."""
+    messages = []
+    for channel in channels:
+        if channel == "email":
+            if not to:
+                continue  # nobody to mail (no owner e-mail, no fallback); chat still gets it
+            recipient, copy = to[0], tuple(to[1:]) + cc
+        else:
+            recipient, copy = channel, ()
+        messages.append(OutgoingMessage(dispatch_key=key(channel, recipient), channel=channel, recipient=recipient,
+                                        cc=copy, **fields))
+    return messages
+
+
+ITEM_LABELS = {"alert": "预警", "diff": "差额清单", "health": "健康看板"}
+STEP_LABELS = {"acknowledge": "确认收到", "respond": "响应", "triage": "开始排查", "resolve": "处理完毕"}
+DIFF_LABELS = {"contract_without_receipt": "有合同无回款", "receipt_without_contract": "有回款无合同",
+               "archive_without_order": "有归档无订单"}
+
+
+def escalation_title(row: Mapping[str, Any]) -> str:
+    """`回款未核销 T-001`, `差额清单 有合同无回款 25SH00001`, `健康看板红灯`."""
+    if row["item_type"] == "health":
+        return "健康看板红灯"
+    kind, _, entity = str(row.get("title") or "").partition(" ")
+    if row["item_type"] == "diff":
+        return f"差额清单 {DIFF_LABELS.get(kind, kind)} {entity}".strip()
+    return f"{TYPE_LABELS.get(kind, kind)} {entity}".strip()
+
+
+def plan_escalations(sla: pd.DataFrame, as_of: datetime, settings: Settings, channels: list[str]) -> list[OutgoingMessage]:
+    """One escalation per overdue step (mart.alert_sla) to the item's manager, on every channel."""
+    dashboard_url = str((settings.raw.get("notify") or {}).get("dashboard_url") or "").rstrip("/")
+    pages = {"alert": "/alerts", "diff": "/diff-list", "health": "/health"}
+    messages = []
+    overdue = sla[(sla["status"] == "overdue") & sla["due_at"].notna()] if len(sla) else sla
+    for row in overdue.sort_values(["item_type", "item_id", "episode_start", "step"]).to_dict("records"):
+        start = pd.Timestamp(row["episode_start"]).to_pydatetime()
+        due = pd.Timestamp(row["due_at"]).to_pydatetime()
+        step = STEP_LABELS.get(row["step"], row["step"])
+        title = escalation_title(row)
+        subject = f"【销售对账·升级】{title}（{duration_text((as_of - start).total_seconds())}未{step}）"
+        lines = [
+            f"以下{ITEM_LABELS.get(row['item_type'], '事项')}在时限内未{step}，请督办：",
+            f"{title}：{duration_text((due - start).total_seconds())}内应{step}，期限 {due:%Y-%m-%d %H:%M}，"
+            f"已超时 {duration_text((as_of - due).total_seconds())}。",
+            f"负责人：{row.get('owner') or '未指定'}",
+            f"首次发现 {start:%Y-%m-%d %H:%M} · 数据截至 {as_of:%Y-%m-%d %H:%M}",
+        ]
+        if dashboard_url:
+            lines.append(f"在看板处理：{dashboard_url}{pages.get(row['item_type'], '/')}")
+        kind = f"escalation:{row['step']}"
+        messages += _addressed(
+            channels, split_addresses(row.get("escalate_to")), (),
+            lambda channel, recipient, row=row, start=start, kind=kind: dispatch_key(
+                f"{row['item_type']}:{row['item_id']}", start, kind, channel, recipient),
+            alert_id=str(row["item_id"]), first_seen_as_of=start, kind=kind,
+            alert_type=str(row["item_type"] if row["item_type"] != "alert" else (row.get("title") or "").split(" ")[0]),
+            subject=subject, body="\n".join(lines),
+        )
     return messages
 
 
@@ -463,6 +503,10 @@ def dispatch_alerts(
 
     alerts = conn.execute("SELECT * FROM mart.alerts WHERE as_of = ?", [as_of]).df()
     messages = plan_messages(alerts, as_of, settings, channels)
+    if conn.execute("SELECT count(*) FROM information_schema.tables WHERE table_catalog = current_database() "
+                    "AND table_schema = 'mart' AND table_name = 'alert_sla'").fetchone()[0]:
+        sla = conn.execute("SELECT * FROM mart.alert_sla WHERE as_of = ?", [as_of]).df()
+        messages += plan_escalations(sla, as_of, settings, channels)
     logged = {row[0] for row in conn.execute("SELECT dispatch_key FROM mart.alert_dispatch_log").fetchall()}
     summary = DispatchSummary(as_of=as_of, dry_run=dry_run, channels=channels)
     summary.already_sent = sum(1 for m in messages if m.dispatch_key in logged)

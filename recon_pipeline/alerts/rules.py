@@ -24,7 +24,7 @@ import pandas as pd
 
 from recon_pipeline.alerts import health
 from recon_pipeline.alerts.health import LINKED_STATUSES
-from recon_pipeline.as_of import as_naive_datetime, hours_between, last_closed_periods, next_cutoff
+from recon_pipeline.as_of import as_naive_datetime, duration_text, hours_between, last_closed_periods, next_cutoff
 from recon_pipeline.money import cents_to_decimal, format_yuan
 from recon_pipeline.settings import Settings
 from recon_pipeline.faults import crash_point
@@ -225,7 +225,7 @@ def receipt_not_written_off_alerts(ctx: RuleContext) -> list[dict]:
         age_hours = hours_between(pd.Timestamp(row.txn_time).to_pydatetime(), ctx.as_of)
         message = (
             f"【二级】流水 {row.txn_id} 的 {format_yuan(row.allocated_cents)} 已关联订单 {row.order_id}，"
-            f"到账已 {age_hours:.0f} 小时（{format_time(row.txn_time)}）仍未核销，请联系财务核销或更新 CRM。"
+            f"到账已 {duration_text(age_hours * 3600)}（{format_time(row.txn_time)}）仍未核销，请联系财务核销或更新 CRM。"
         )
         alerts.append(
             _alert(
@@ -298,7 +298,7 @@ def cutoff_unarchived_alerts(ctx: RuleContext) -> list[dict]:
     for row in health.unarchived_signed_contracts(ctx.conn, ctx.as_of).itertuples(index=False):
         owner = _person(ctx.people, row.salesperson_id)
         message = (
-            f"距 {format_time(cutoff)} 封关还有 {hours_left:.0f} 小时：订单 {row.order_id}"
+            f"距 {format_time(cutoff)} 封关还有 {duration_text(hours_left * 3600)}：订单 {row.order_id}"
             f"（{_clean(row.customer_name) or _clean(row.customer_id) or '-'}，{format_yuan(row.amount_cents)}）"
             f"已签约但法务尚未归档，请尽快提交归档。"
         )
@@ -321,7 +321,7 @@ def approval_stalled_alerts(ctx: RuleContext) -> list[dict]:
         submitted = pd.Timestamp(row.approval_submitted_at).to_pydatetime()
         waited = hours_between(submitted, ctx.as_of)
         message = (
-            f"订单 {row.order_id}（{format_yuan(row.amount_cents)}）审批已等待 {waited:.1f} 小时"
+            f"订单 {row.order_id}（{format_yuan(row.amount_cents)}）审批已等待 {duration_text(waited * 3600)}"
             f"（{format_time(submitted)} 提交），请催办。"
         )
         alerts.append(

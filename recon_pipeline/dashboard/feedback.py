@@ -1,24 +1,24 @@
-"""Finance's confirm / reject decisions on suggested payer matches, written into the landing zone.
+"""Finance's confirm / reject / undo decisions on suggested payer matches, as landing records.
 
-A decision is a one-row CSV `<landing>/match_feedback/<as-of date>/decision-<stamp>-<id>.csv`
-with FEEDBACK_COLUMNS: the same source the matching engine reads on the next `recon run`, so
-nothing bypasses the pipeline.
+A decision is a one-row `match_feedback` drop (see landing.py): the source the matching
+engine reads on the next `recon run`, so nothing bypasses the pipeline. `undo` reverses the
+previous decision on the same suggestion: the engine keeps only the latest decision per bank
+line and customer (matching/learning.py), so after an undo the suggestion is pending again.
 
-Time: the decision is made on a publication, which shows the books as of the run's as-of.
-So the folder date and `decided_at` are that as-of (business time, like every time rule
-here), which guarantees the next run (later as-of) ingests and applies it, also when the
-as-of is in the past (demo, backfill). The wall-clock moment goes into the extra column
-`recorded_at` for the audit trail.
+Time: `decided_at` is the publication's as-of (business time): the next run (a later as-of)
+applies it, and so does a rerun of the same as-of, also when the as-of is in the past (demo,
+backfill). Decisions of one as-of keep their order through the record id (a microsecond stamp)
+in the file name; the wall-clock moment goes into `recorded_at` for the audit trail.
 """
 
 from __future__ import annotations
 
-import csv
 import os
-import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
+
+from recon_pipeline.dashboard.landing import new_record_id, pending_records, write_record
 
 FEEDBACK_SOURCE = "match_feedback"
 FEEDBACK_COLUMNS = [
@@ -32,7 +32,8 @@ FEEDBACK_COLUMNS = [
     "decided_at",
 ]
 AUDIT_COLUMNS = ["recorded_at"]
-DECISIONS = ("confirm", "reject")
+DECISIONS = ("confirm", "reject", "undo")
+FILE_PREFIX = "decision"
 
 
 class InvalidDecision(ValueError):
@@ -48,62 +49,55 @@ class MatchDecision:
     decision: str
     decided_by: str
 
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        return (self.account_no, self.txn_id, self.customer_id, self.order_id)
+
     def validated(self) -> "MatchDecision":
         if self.decision not in DECISIONS:
-            raise InvalidDecision("决定只能是“确认”或“驳回”")
-        if not self.account_no or not self.txn_id:
+            raise InvalidDecision("决定只能是“确认”“驳回”或“撤销”")
+        if not self.account_no.strip() or not self.txn_id.strip():
             raise InvalidDecision("缺少账号或流水号")
         decided_by = self.decided_by.strip()
         if not decided_by:
             raise InvalidDecision("请填写确认人姓名")
         if len(decided_by) > 64:
             raise InvalidDecision("确认人姓名过长")
+        fields = (self.account_no, self.txn_id, self.customer_id, self.order_id)
+        if any(len(value) > 128 or "\n" in value or "\r" in value for value in fields):
+            raise InvalidDecision("账号、流水号、客户或订单编号无效")
         return MatchDecision(
             self.account_no.strip(), self.txn_id.strip(), self.customer_id.strip(),
             self.order_id.strip(), self.decision, decided_by,
         )
 
 
-def feedback_folder(landing_dir: str | os.PathLike, as_of_date: date) -> Path:
-    return Path(landing_dir) / FEEDBACK_SOURCE / as_of_date.isoformat()
-
-
 def write_decision(
     landing_dir: str | os.PathLike, as_of: datetime, decision: MatchDecision, recorded_at: datetime
 ) -> Path:
-    """Write one decision file atomically (temp name without .csv, then rename) and return it."""
+    """Write one decision record into `match_feedback/<as-of date>/` and return its path."""
     decision = decision.validated()
-    folder = feedback_folder(landing_dir, as_of.date())
-    folder.mkdir(parents=True, exist_ok=True)
-    feedback_id = uuid.uuid4().hex
-    target = folder / f"decision-{recorded_at:%Y%m%d%H%M%S}-{feedback_id[:12]}.csv"
-    temporary = folder / f".{target.name}.tmp"
-    # utf-8-sig: finance opens these in Excel, which needs the BOM to show Chinese names.
-    with open(temporary, "w", encoding="utf-8-sig", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(FEEDBACK_COLUMNS + AUDIT_COLUMNS)
-        writer.writerow(
-            [
-                feedback_id, decision.account_no, decision.txn_id, decision.customer_id,
-                decision.order_id, decision.decision, decision.decided_by,
-                as_of.strftime("%Y-%m-%d %H:%M:%S"), recorded_at.strftime("%Y-%m-%d %H:%M:%S"),
-            ]
-        )
-    os.replace(temporary, target)
-    return target
+    feedback_id = new_record_id()
+    return write_record(
+        landing_dir, FEEDBACK_SOURCE, as_of.date(), FILE_PREFIX, feedback_id,
+        FEEDBACK_COLUMNS + AUDIT_COLUMNS,
+        [
+            feedback_id, decision.account_no, decision.txn_id, decision.customer_id,
+            decision.order_id, decision.decision, decision.decided_by,
+            as_of.strftime("%Y-%m-%d %H:%M:%S"), recorded_at.strftime("%Y-%m-%d %H:%M:%S"),
+        ],
+    )
 
 
-def decisions_pending(landing_dir: str | os.PathLike | None, as_of_date: date | None) -> dict[tuple, str]:
-    """Decisions already written for this publication, keyed by (account, txn, customer, order)."""
-    if landing_dir is None or as_of_date is None:
-        return {}
-    folder = feedback_folder(landing_dir, as_of_date)
-    if not folder.is_dir():
-        return {}
-    made: dict[tuple, str] = {}
-    for path in sorted(folder.glob("decision-*.csv")):
-        with open(path, encoding="utf-8-sig", newline="") as handle:
-            for row in csv.DictReader(handle):
-                key = (row.get("account_no", ""), row.get("txn_id", ""), row.get("customer_id", ""), row.get("order_id", ""))
-                made[key] = row.get("decision", "")
+def decisions_pending(
+    landing_dir: str | os.PathLike | None, as_of_date: date | None, ingested: set[str] = frozenset()
+) -> dict[tuple, dict[str, str]]:
+    """The latest decision written for each suggestion and not yet in the publication,
+    keyed by (account, txn, customer, order); an undo shows as `undo`."""
+    made: dict[tuple, dict[str, str]] = {}
+    for row in pending_records(landing_dir, FEEDBACK_SOURCE, as_of_date, FILE_PREFIX, days_back=0):
+        if row.get("feedback_id") in ingested:
+            continue
+        key = (row.get("account_no", ""), row.get("txn_id", ""), row.get("customer_id", ""), row.get("order_id", ""))
+        made[key] = row
     return made

@@ -17,24 +17,31 @@ from typing import Any
 import duckdb
 
 from recon_pipeline.as_of import cutoff_moment, next_cutoff, shift_period
+from recon_pipeline.dashboard.access import Scope
 from recon_pipeline.dashboard.formatting import hours_until
 
 LINKED_STATUSES = ("auto_linked", "confirmed")
-LIFECYCLE_STEPS = ("已签约", "已开票", "已回款", "已核销", "已归档")
+LIFECYCLE_STEPS = ("已签约", "已归档", "已开票", "已回款", "已闭环")
 GROUP_COLUMNS = {"region": "region_code", "industry": "industry", "salesperson": "salesperson_id"}
+
+
+def published_columns(conn: duckdb.DuckDBPyConnection) -> dict[str, set[str]]:
+    """Tables of the publication (`mart.x`, `meta.x`) and their columns."""
+    columns: dict[str, set[str]] = {}
+    for schema, table, column in conn.execute(
+        "SELECT schema_name, table_name, column_name FROM duckdb_columns() "
+        "WHERE schema_name IN ('mart', 'meta') AND database_name = current_database()"
+    ).fetchall():
+        columns.setdefault(f"{schema}.{table}", set()).add(column)
+    return columns
 
 
 class MartReader:
     """A read-only connection on the published file plus what it holds (tables, columns)."""
 
-    def __init__(self, conn: duckdb.DuckDBPyConnection):
+    def __init__(self, conn: duckdb.DuckDBPyConnection, columns: dict[str, set[str]] | None = None):
         self.conn = conn
-        self._columns: dict[str, set[str]] = {}
-        for schema, table, column in conn.execute(
-            "SELECT schema_name, table_name, column_name FROM duckdb_columns() "
-            "WHERE schema_name IN ('mart', 'meta')"
-        ).fetchall():
-            self._columns.setdefault(f"{schema}.{table}", set()).add(column)
+        self._columns = columns if columns is not None else published_columns(conn)
 
     def has(self, table: str) -> bool:
         return table in self._columns
@@ -91,6 +98,7 @@ class OrderFilters:
     region: str = ""
     industry: str = ""
     salesperson: str = ""
+    scope: Scope = Scope()
 
     def where(self, alias: str = "o") -> tuple[str, list]:
         clauses, params = ["TRUE"], []
@@ -102,25 +110,35 @@ class OrderFilters:
             if value:
                 clauses.append(f"{alias}.{column} = ?")
                 params.append(value)
+        if not self.scope.everything:
+            clause, scope_params = self.scope.sql(f"{alias}.salesperson_id")
+            clauses.append(clause)
+            params += scope_params
         return " AND ".join(clauses), params
 
+    @property
+    def narrowed(self) -> bool:
+        return bool(self.region or self.industry or self.salesperson or not self.scope.everything)
 
-def filter_options(reader: MartReader) -> dict[str, list[str]]:
+
+def filter_options(reader: MartReader, scope: Scope = Scope()) -> dict[str, list[str]]:
     if not reader.has("mart.fct_order_reconciliation"):
         return {"region": [], "industry": [], "salesperson": []}
+    clause, params = scope.sql("salesperson_id")
     options = {}
     for key, column in GROUP_COLUMNS.items():
         options[key] = [
             row["v"]
             for row in reader.rows(
                 f"SELECT DISTINCT {column} AS v FROM mart.fct_order_reconciliation "
-                f"WHERE {column} IS NOT NULL ORDER BY 1 LIMIT 500"
+                f"WHERE {column} IS NOT NULL AND {clause} ORDER BY 1 LIMIT 500",
+                params,
             )
         ]
     return options
 
 
-def _signed_at_sql(reader: MartReader) -> str:
+def signed_at_sql(reader: MartReader) -> str:
     # CRM signing time (what the CRM shows); the sales leg's close time when signed_at is absent.
     if reader.has_column("mart.fct_order_reconciliation", "signed_at"):
         return "coalesce(o.signed_at, o.sales_leg_closed_at)"
@@ -128,7 +146,7 @@ def _signed_at_sql(reader: MartReader) -> str:
 
 
 def _signed_month_sql(reader: MartReader) -> str:
-    return f"strftime({_signed_at_sql(reader)}, '%Y-%m')"
+    return f"strftime({signed_at_sql(reader)}, '%Y-%m')"
 
 
 def _collected_month_sql(cutoff_hour: int) -> str:
@@ -157,7 +175,7 @@ def _amounts_by(
     collected_until = cutoff_moment(last, cutoff_hour)
     where, params = filters.where("o")
     group = f"o.{group_column}" if group_column else "NULL"
-    signed_at = _signed_at_sql(reader)
+    signed_at = signed_at_sql(reader)
     parts = [
         # Group on a truncated timestamp, format only the few groups (strftime per row is slow).
         f"""SELECT grp, strftime(month, '%Y-%m') AS period, signed, 0 AS recognized, 0 AS collected
@@ -241,14 +259,10 @@ def breakdown(
     return rows[:limit]
 
 
-def lifecycle_funnel(
-    reader: MartReader, filters: OrderFilters, periods: list[str], tolerance: Decimal
-) -> list[dict]:
-    """Signed orders of the window plus every open order, by the first lifecycle step not done.
-
-    Steps in order: signed -> invoiced -> received -> written off -> archived; an order is
-    *stuck* at the last step it completed. Coverage of the contract amount uses the finance
-    leg's tolerance.
+def lifecycle_funnel(reader: MartReader, filters: OrderFilters, tolerance: Decimal) -> list[dict]:
+    """Every signed order (cancelled ones excluded) by how far it got: signed -> archived ->
+    invoiced -> received -> closed (all three legs, the mart's is_closed). An order is *stuck*
+    at the last step it completed. Unfiltered, the closed count is `recon run`'s closed count.
     """
     empty = [
         {"label": label, "reached_count": 0, "reached_amount": Decimal(0), "stuck_count": 0, "stuck_amount": Decimal(0)}
@@ -259,21 +273,19 @@ def lifecycle_funnel(
     where, params = filters.where("o")
     rows = reader.rows(
         f"""
-        WITH scoped AS (
-          SELECT o.* FROM mart.fct_order_reconciliation o
-          WHERE {where} AND o.sales_leg_closed_at IS NOT NULL
-            AND (NOT coalesce(o.is_closed, FALSE) OR list_contains(?, {_signed_month_sql(reader)}))
-        )
         SELECT CASE
-                 WHEN coalesce(invoiced_amount, 0) < contract_amount - ? THEN 1
-                 WHEN coalesce(received_amount, 0) < contract_amount - ? THEN 2
-                 WHEN coalesce(written_off_amount, 0) < contract_amount - ? THEN 3
-                 WHEN legal_leg_closed_at IS NULL THEN 4
-                 ELSE 5 END AS stage,
-               count(*) AS orders, sum(contract_amount) AS amount
-        FROM scoped o GROUP BY 1
+                 WHEN coalesce(o.is_closed, FALSE) THEN 5
+                 WHEN o.legal_leg_closed_at IS NULL THEN 1
+                 WHEN coalesce(o.invoiced_amount, 0) < o.contract_amount - ? THEN 2
+                 WHEN coalesce(o.received_amount, 0) < o.contract_amount - ? THEN 3
+                 ELSE 4 END AS stage,
+               count(*) AS orders, sum(o.contract_amount) AS amount
+        FROM mart.fct_order_reconciliation o
+        WHERE {where} AND (o.sales_leg_closed_at IS NOT NULL OR coalesce(o.is_closed, FALSE))
+          AND coalesce(o.status, '') <> 'cancelled'
+        GROUP BY 1
         """,
-        params + [periods, tolerance, tolerance, tolerance],
+        [tolerance, tolerance] + params,
     )
     by_stage = {row["stage"]: row for row in rows}
     steps = []
@@ -328,15 +340,17 @@ def hours_to_cutoff(metrics: list[dict], as_of: datetime | None, cutoff_hour: in
     return hours_until(as_of, next_cutoff(as_of, cutoff_hour))
 
 
-def orders_at_risk(reader: MartReader, limit: int) -> dict:
+def orders_at_risk(reader: MartReader, limit: int, scope: Scope = Scope()) -> dict:
     """Signed orders not yet archived (they miss the cutoff unless archived), largest first."""
     result = {"rows": [], "count": 0, "amount": Decimal(0)}
     if not reader.has("mart.fct_order_reconciliation"):
         return result
     table = "mart.fct_order_reconciliation"
-    scope = "o.sales_leg_closed_at IS NOT NULL AND o.legal_leg_closed_at IS NULL AND NOT coalesce(o.is_closed, FALSE)"
+    clause, params = scope.sql("o.salesperson_id")
+    where = (f"o.sales_leg_closed_at IS NOT NULL AND o.legal_leg_closed_at IS NULL AND NOT coalesce(o.is_closed, FALSE) "
+             f"AND coalesce(o.status, '') <> 'cancelled' AND {clause}")
     count, amount = reader.conn.execute(
-        f"SELECT count(*), coalesce(sum(contract_amount), 0) FROM {table} o WHERE {scope}"
+        f"SELECT count(*), coalesce(sum(contract_amount), 0) FROM {table} o WHERE {where}", params
     ).fetchone()
     alerted = ""
     if reader.has("mart.alerts"):
@@ -346,155 +360,16 @@ def orders_at_risk(reader: MartReader, limit: int) -> dict:
         )
     result["rows"] = reader.rows(
         f"""
-        SELECT o.order_id, {reader.column(table, 'customer_name', prefix='o')},
-               {reader.column(table, 'contract_no', prefix='o')}, o.salesperson_id, o.region_code,
+        SELECT o.order_id, o.customer_id, {reader.column(table, 'customer_name', prefix='o')},
+               {reader.column(table, 'contract_no', prefix='o')}, o.salesperson_id,
+               {reader.column(table, 'salesperson_name', prefix='o')}, o.region_code,
                o.contract_amount, o.outstanding_amount, o.sales_leg_closed_at{alerted}
-        FROM {table} o WHERE {scope}
+        FROM {table} o WHERE {where}
         ORDER BY o.contract_amount DESC, o.order_id LIMIT ?
         """,
-        [limit],
+        params + [limit],
     )
     result["count"], result["amount"] = count, amount
-    return result
-
-
-# ---------------------------------------------------------------- alerts and diff list
-
-
-@dataclass(frozen=True)
-class AlertFilters:
-    level: str = ""  # "1" / "2" / "3" / "reminder"
-    alert_type: str = ""
-    owner: str = ""
-
-    def where(self) -> tuple[str, list]:
-        clauses, params = ["TRUE"], []
-        if self.level == "reminder":
-            clauses.append("alert_level IS NULL")
-        elif self.level in {"1", "2", "3"}:
-            clauses.append("alert_level = ?")
-            params.append(int(self.level))
-        if self.alert_type:
-            clauses.append("alert_type = ?")
-            params.append(self.alert_type)
-        if self.owner:
-            clauses.append("recipient = ?")
-            params.append(self.owner)
-        return " AND ".join(clauses), params
-
-
-def alert_options(reader: MartReader) -> dict[str, list[str]]:
-    if not reader.has("mart.alerts"):
-        return {"alert_type": [], "owner": []}
-    return {
-        "alert_type": [r["v"] for r in reader.rows("SELECT DISTINCT alert_type AS v FROM mart.alerts WHERE alert_type IS NOT NULL ORDER BY 1 LIMIT 200")],
-        "owner": [r["v"] for r in reader.rows("SELECT DISTINCT recipient AS v FROM mart.alerts WHERE recipient IS NOT NULL ORDER BY 1 LIMIT 500")],
-    }
-
-
-def alerts(reader: MartReader, filters: AlertFilters, limit: int) -> dict:
-    result = {"rows": [], "count": 0, "by_level": {}}
-    if not reader.has("mart.alerts"):
-        return result
-    where, params = filters.where()
-    result["by_level"] = {
-        row["level"]: row["n"]
-        for row in reader.rows(
-            f"SELECT coalesce(CAST(alert_level AS VARCHAR), 'reminder') AS level, count(*) AS n "
-            f"FROM mart.alerts WHERE {where} GROUP BY 1",
-            params,
-        )
-    }
-    result["count"] = sum(result["by_level"].values())
-    table = "mart.alerts"
-    result["rows"] = reader.rows(
-        f"""
-        SELECT alert_id, CAST(alert_level AS INTEGER) AS alert_level, alert_type, entity_id, recipient, as_of, message,
-               {reader.column(table, 'runbook_url')}, {reader.column(table, 'cc')}
-        FROM mart.alerts WHERE {where}
-        ORDER BY alert_level NULLS LAST, alert_type, entity_id LIMIT ?
-        """,
-        params + [limit],
-    )
-    return result
-
-
-def diff_list(reader: MartReader, diff_type: str, owner: str, limit: int) -> dict:
-    """The latest daily diff list: totals per type and the rows (with the order's salesperson)."""
-    result = {"as_of_date": None, "summary": [], "rows": [], "count": 0}
-    if not reader.has("mart.diff_list"):
-        return result
-    latest = reader.value("SELECT max(as_of_date) FROM mart.diff_list")
-    result["as_of_date"] = latest
-    if latest is None:
-        return result
-    result["summary"] = reader.rows(
-        "SELECT diff_type, count(*) AS n, sum(amount) AS amount FROM mart.diff_list "
-        "WHERE as_of_date = ? GROUP BY 1 ORDER BY 1",
-        [latest],
-    )
-    has_orders = reader.has("mart.fct_order_reconciliation")
-    owner_column = "o.salesperson_id" if has_orders else "NULL"
-    if reader.has_column("mart.diff_list", "salesperson_id"):
-        owner_column = f"coalesce(d.salesperson_id, {owner_column})"
-    join = "LEFT JOIN mart.fct_order_reconciliation o ON o.order_id = d.entity_id" if has_orders else ""
-    customer = reader.column("mart.fct_order_reconciliation", "customer_name", prefix="o") if has_orders else "NULL AS customer_name"
-    clauses, params = ["d.as_of_date = ?"], [latest]
-    if diff_type:
-        clauses.append("d.diff_type = ?")
-        params.append(diff_type)
-    if owner:
-        clauses.append(f"{owner_column} = ?")
-        params.append(owner)
-    where = " AND ".join(clauses)
-    result["count"] = reader.value(f"SELECT count(*) FROM mart.diff_list d {join} WHERE {where}", params)
-    result["rows"] = reader.rows(
-        f"""
-        SELECT d.diff_type, d.entity_id, d.amount, {owner_column} AS owner, {customer}
-        FROM mart.diff_list d {join} WHERE {where}
-        ORDER BY d.diff_type, d.amount DESC NULLS LAST, d.entity_id LIMIT ?
-        """,
-        params + [limit],
-    )
-    return result
-
-
-# ---------------------------------------------------------------- customers
-
-
-def customer_health(reader: MartReader, only_high_risk: bool, limit: int) -> dict:
-    result = {"rows": [], "count": 0, "high_risk_count": 0, "top_outstanding": []}
-    if not reader.has("mart.customer_collection_health"):
-        return result
-    has_orders = reader.has("mart.fct_order_reconciliation")
-    open_orders = (
-        """LEFT JOIN (
-             SELECT customer_id, sum(outstanding_amount) AS outstanding,
-                    count(*) FILTER (WHERE NOT coalesce(is_closed, FALSE)) AS open_orders
-             FROM mart.fct_order_reconciliation GROUP BY 1) o USING (customer_id)"""
-        if has_orders
-        else "LEFT JOIN (SELECT NULL::VARCHAR AS customer_id, NULL::DECIMAL(18,2) AS outstanding, NULL::BIGINT AS open_orders) o USING (customer_id)"
-    )
-    result["count"], result["high_risk_count"] = reader.conn.execute(
-        "SELECT count(*), count(*) FILTER (WHERE high_risk) FROM mart.customer_collection_health"
-    ).fetchone()
-    where = "WHERE c.high_risk" if only_high_risk else ""
-    result["rows"] = reader.rows(
-        f"""
-        SELECT c.customer_id, c.customer_name, c.high_risk, c.reason, o.outstanding, o.open_orders
-        FROM mart.customer_collection_health c {open_orders} {where}
-        ORDER BY c.high_risk DESC, o.outstanding DESC NULLS LAST, c.customer_id LIMIT ?
-        """,
-        [limit],
-    )
-    result["top_outstanding"] = reader.rows(
-        f"""
-        SELECT coalesce(c.customer_name, c.customer_id) AS label, o.outstanding AS value
-        FROM mart.customer_collection_health c {open_orders}
-        WHERE c.high_risk AND o.outstanding > 0
-        ORDER BY o.outstanding DESC LIMIT 10
-        """
-    )
     return result
 
 
@@ -536,54 +411,6 @@ def parse_evidence(raw: str | None) -> dict[str, Any]:
     if shown["score"] is None:
         shown["score"] = data.get("score", data.get("memo_payer_score"))
     return shown
-
-
-def customer_names(reader: MartReader, customer_ids: set[str]) -> dict[str, str]:
-    """Registered names of a few customers (the collection-health table, else the orders)."""
-    ids = sorted(i for i in customer_ids if i)
-    if not ids:
-        return {}
-    if reader.has("mart.customer_collection_health"):
-        sql = "SELECT customer_id, any_value(customer_name) FROM mart.customer_collection_health WHERE list_contains(?, customer_id) GROUP BY 1"
-    elif reader.has_column("mart.fct_order_reconciliation", "customer_name"):
-        sql = "SELECT customer_id, any_value(customer_name) FROM mart.fct_order_reconciliation WHERE list_contains(?, customer_id) GROUP BY 1"
-    else:
-        return {}
-    return dict(reader.conn.execute(sql, [ids]).fetchall())
-
-
-def review_queue(reader: MartReader, limit: int) -> dict:
-    result = {"rows": [], "count": 0, "amount": Decimal(0)}
-    if not reader.has("mart.fct_receipt_matches"):
-        return result
-    table = "mart.fct_receipt_matches"
-    result["count"], result["amount"] = reader.conn.execute(
-        f"SELECT count(*), coalesce(sum(allocated_amount), 0) FROM {table} WHERE match_status = 'suggested'"
-    ).fetchone()
-    rows = reader.rows(
-        f"""
-        SELECT m.account_no, m.txn_id, m.customer_id, m.order_id, m.allocated_amount,
-               m.match_method, m.match_score,
-               {reader.column(table, 'txn_time', prefix='m')}, {reader.column(table, 'amount', prefix='m')},
-               {reader.column(table, 'counterparty_name', prefix='m')}, {reader.column(table, 'memo', prefix='m')},
-               {reader.column(table, 'evidence', prefix='m')}
-        FROM {table} m
-        WHERE m.match_status = 'suggested'
-        ORDER BY m.txn_time NULLS LAST, m.account_no, m.txn_id, m.order_id NULLS LAST LIMIT ?
-        """,
-        [limit],
-    )
-    for row in rows:
-        row["evidence_shown"] = parse_evidence(row.pop("evidence"))
-    names = customer_names(
-        reader, {r["customer_id"] for r in rows} | {r["evidence_shown"]["candidate_id"] for r in rows}
-    )
-    for row in rows:
-        row["customer_name"] = names.get(row["customer_id"])
-        shown = row["evidence_shown"]
-        shown["candidate"] = shown["candidate"] or names.get(shown["candidate_id"])
-    result["rows"] = rows
-    return result
 
 
 def is_suggested(reader: MartReader, account_no: str, txn_id: str, customer_id: str, order_id: str) -> bool:

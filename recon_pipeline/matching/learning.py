@@ -61,6 +61,36 @@ def payer_keys(account: str, payer: NameParts) -> list[str]:
     return keys
 
 
+CONFIRM_WORDS = ("confirm", "confirmed", "确认", "同意")
+REJECT_WORDS = ("reject", "rejected", "驳回", "拒绝", "否")
+# Order of decisions: when they were made, then where they were written (a later drop, file or
+# row is a later decision; the dashboard names its files by a microsecond stamp).
+DECISION_ORDER = ["decided_at", "_drop_date", "_source_file", "_row_number", "feedback_id"]
+
+
+def latest_decisions(feedback: pd.DataFrame, order_customer: dict, decided_in_time) -> list[tuple]:
+    """The latest decision per (account, bank line, customer) made by the as-of, as
+    (row, customer_id, decision) in decision order. An `undo` (or an empty decision written
+    after one) withdraws the earlier decision: that suggestion is pending again."""
+    order = [c for c in DECISION_ORDER if c in feedback.columns]
+    ordered = feedback.sort_values(order, na_position="first", kind="stable")
+    latest: dict[tuple, tuple] = {}
+    for fb in row_records(ordered, "Feedback"):
+        if not decided_in_time(fb.decided_at):
+            continue
+        customer_id = clean_text(fb.customer_id) or order_customer.get(clean_text(getattr(fb, "order_id", "")))
+        if not customer_id:
+            continue
+        decision = clean_text(fb.decision).lower()
+        key = (clean_text(fb.account_no), clean_text(fb.txn_id), customer_id)
+        if decision in CONFIRM_WORDS or decision in REJECT_WORDS:
+            latest.pop(key, None)  # re-insert: dict order follows the latest decision
+            latest[key] = (fb, customer_id, decision)
+        elif decision in ("undo", "撤销"):
+            latest.pop(key, None)
+    return list(latest.values())
+
+
 def learn_from_finance(inputs: MatchingInputs, contracts: pd.DataFrame, options: MatchOptions) -> Learned:
     """Confirmed payer accounts and names (learned aliases) and rejections, with provenance."""
     learned = Learned()
@@ -104,23 +134,16 @@ def learn_from_finance(inputs: MatchingInputs, contracts: pd.DataFrame, options:
 
     feedback = inputs.feedback
     if feedback is not None and not feedback.empty:
-        ordered = feedback.sort_values(["decided_at", "feedback_id"], na_position="first")
-        for fb in row_records(ordered, "Feedback"):
-            if not decided_in_time(fb.decided_at):
-                continue
-            customer_id = clean_text(fb.customer_id) or order_customer.get(clean_text(getattr(fb, "order_id", "")))
-            if not customer_id:
-                continue
-            decision = clean_text(fb.decision).lower()
+        for fb, customer_id, decision in latest_decisions(feedback, order_customer, decided_in_time):
             provenance = {"source": "match_feedback", "feedback_id": clean_text(fb.feedback_id),
                           "confirmed_by": clean_text(fb.decided_by), "confirmed_at": clean_text(fb.decided_at)}
             for account_no, txn_id, name, account_raw in lines_by_txn.get(clean_text(fb.txn_id), []):
                 if clean_text(fb.account_no) and clean_text(fb.account_no) != str(account_no):
                     continue
-                if decision in ("confirm", "confirmed", "确认", "同意"):
+                if decision in CONFIRM_WORDS:
                     learned.rejected_txn[(str(account_no), str(txn_id))].discard(customer_id)
                     remember(account_no, txn_id, name, account_raw, customer_id, provenance)
-                elif decision in ("reject", "rejected", "驳回", "拒绝", "否"):
+                elif decision in REJECT_WORDS:
                     learned.rejected_txn[(str(account_no), str(txn_id))].add(customer_id)
                     payer = parse_company_name(clean_text(name) or None, options.channel_prefixes)
                     for key in payer_keys(account_key(account_raw, payer), payer):

@@ -35,7 +35,8 @@ _INPUT_QUERIES = {
                confirmed_by, confirmed_at, status
         FROM staging.stg_finance_writeoffs ORDER BY writeoff_id""",
     "feedback": """
-        SELECT feedback_id, account_no, txn_id, customer_id, order_id, decision, decided_by, decided_at, comment
+        SELECT feedback_id, account_no, txn_id, customer_id, order_id, decision, decided_by, decided_at, comment,
+               _drop_date, _source_file, _row_number
         FROM staging.stg_match_feedback ORDER BY feedback_id""",
 }
 

@@ -44,10 +44,11 @@ def health_metrics(context: dg.AssetExecutionContext, recon: ReconResource):
 
 @dg.asset(
     key=ALERTS_KEY,
-    deps=[*MART_INPUTS, HEALTH_KEY],
+    deps=[*MART_INPUTS, HEALTH_KEY, dg.AssetKey(["mart", "fct_alert_actions"])],
     group_name="alerts",
     kinds={"python", "duckdb"},
-    description="Open alerts at the run's as-of; mart.alert_history keeps first/last seen and resolution.",
+    description="Open alerts at the run's as-of; mart.alert_history keeps first/last seen and resolution; "
+                "mart.alert_sla the workflow's time limits (acknowledge, respond, resolve) against the actions.",
     pool="warehouse",
 )
 def open_alerts(context: dg.AssetExecutionContext, recon: ReconResource) -> dg.MaterializeResult:

@@ -22,57 +22,16 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
-from recon_pipeline.alerts import notify
+from recon_pipeline.alerts import notify, workflow
 from recon_pipeline.alerts import rules as alerts
 from recon_pipeline.settings import load_settings
 from tests.alerts.conftest import FixtureWarehouse, standard_people
+from tests.conftest import MailRecorder, free_port
 
 AS_OF = datetime(2025, 3, 10, 12, 0)
 
 
 # --- real servers on loopback -------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class MailRecorder:
-    """aiosmtpd handler: keeps every accepted message; refuses DATA after `refuse_after`."""
-
-    def __init__(self):
-        self.messages: list[dict] = []
-        self.refuse_after: int | None = None
-
-    async def handle_DATA(self, server, session, envelope):
-        if self.refuse_after is not None and len(self.messages) >= self.refuse_after:
-            return "554 5.7.1 Message refused: sending quota exceeded"
-        parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
-        self.messages.append(
-            {
-                "rcpt": sorted(envelope.rcpt_tos),
-                "to": str(parsed["To"]),
-                "cc": str(parsed["Cc"] or ""),
-                "subject": str(parsed["Subject"]),
-                "message_id": str(parsed["Message-ID"]),
-                "body": parsed.get_content(),
-            }
-        )
-        return "250 OK"
-
-    def received_by(self, address: str) -> list[dict]:
-        return [m for m in self.messages if address in m["rcpt"]]
-
-
-@pytest.fixture()
-def smtp_server():  # noqa: D103
-    recorder = MailRecorder()
-    controller = Controller(recorder, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    yield recorder, controller.port
-    controller.stop()
 
 
 class ChatEndpoint:
@@ -231,7 +190,7 @@ def test_the_same_alert_mail_always_carries_the_same_message_id(tmp_path, settin
     assert all(m["message_id"].endswith("@recon-pipeline>") for m in first)
 
 
-def test_level_2_alert_open_24_hours_escalates_once_to_the_manager(tmp_path, settings, smtp_server):
+def test_level_2_alert_not_acknowledged_in_24_hours_escalates_once_to_the_manager(tmp_path, settings, smtp_server):
     mail, port = smtp_server
     path = tmp_path / "warehouse.duckdb"
     build_alerts(path, settings)
@@ -244,6 +203,7 @@ def test_level_2_alert_open_24_hours_escalates_once_to_the_manager(tmp_path, set
     def refresh(as_of):
         with duckdb.connect(str(path)) as conn:
             alerts.refresh_alerts(conn, as_of, settings)
+            workflow.refresh_workflow(conn, as_of, settings)
 
     refresh(AS_OF + timedelta(hours=23, minutes=59))
     assert dispatch(path, settings, env, as_of=AS_OF + timedelta(hours=23, minutes=59)).sent == 0
@@ -255,7 +215,8 @@ def test_level_2_alert_open_24_hours_escalates_once_to_the_manager(tmp_path, set
     new = mail.messages[before:]
     assert escalated.sent == 2 and len(new) == 2  # one per open level-2 alert, nothing else resent
     assert all(m["rcpt"] == ["boss.li@example.com"] for m in new)
-    assert all(m["subject"].startswith("【销售对账·升级】回款未核销") and "24 小时" in m["subject"] for m in new)
+    assert all(m["subject"].startswith("【销售对账·升级】回款未核销") and "1 天未确认收到" in m["subject"] for m in new)
+    assert all("24 小时内应确认收到" not in m["body"] and "1 天内应确认收到" in m["body"] for m in new)
     refresh(later + timedelta(hours=1))
     assert dispatch(path, settings, env, as_of=later + timedelta(hours=1)).sent == 0
 

@@ -41,7 +41,7 @@ def test_receipt_not_written_off_only_after_strictly_72_hours(wh, settings):
     assert row["recipient"] == "lisi@example.com"  # the order's salesperson, not the customer owner
     assert row["escalate_to"] == "boss.li@example.com"
     assert str(row["amount"]) == "2000.00"
-    assert "¥2,000.00" in row["message"] and "25SH00001" in row["message"] and "72 小时" in row["message"]
+    assert "¥2,000.00" in row["message"] and "25SH00001" in row["message"] and "到账已 3 天" in row["message"]
     assert row["runbook_url"] == "docs/runbook.md#receipt_not_written_off"
 
 
@@ -74,7 +74,7 @@ def test_approval_stalled_only_after_strictly_2_hours(wh, settings):
     row = found.iloc[0]
     assert row["recipient"] == "zhangsan@example.com" and row["cc"] == "boss.li@example.com"
     assert pd.isna(row["alert_level"])  # a reminder, not a level-1/2/3 alert
-    assert "2.0 小时" in row["message"]
+    assert "审批已等待 2 小时" in row["message"]  # durations in words, never thousands of hours
 
 
 def test_last_closed_periods_switch_exactly_at_the_cutoff():
@@ -125,7 +125,7 @@ def test_cutoff_unarchived_only_strictly_within_72_hours(wh, settings):
     assert sorted(inside["entity_id"]) == ["25SH00020", "25SH00022"]
     row = inside.iloc[0]
     assert row["recipient"] == "zhangsan@example.com" and row["cc"] == "boss.li@example.com"
-    assert "2025-03-31 16:00" in row["message"] and "72 小时" in row["message"]
+    assert "2025-03-31 16:00" in row["message"] and "封关还有 2 天 23 小时" in row["message"]
 
 
 def _credits_with_rate(wh, linked: int, unlinked: int, when: datetime) -> None:

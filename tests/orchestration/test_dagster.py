@@ -14,14 +14,17 @@ from recon_pipeline.warehouse import connect
 ASSET_KEYS = [
     "intermediate/int_credit_allocations", "intermediate/int_order_finance_leg", "intermediate/int_order_invoices",
     "intermediate/int_order_legs", "intermediate/int_order_receipts", "intermediate/int_salesperson_period_activity",
-    "mart/alerts", "mart/diff_list", "mart/fct_order_reconciliation", "mart/fct_receipt_matches",
+    "mart/alerts", "mart/diff_list", "mart/dim_customers", "mart/dim_salespeople", "mart/fct_alert_actions",
+    "mart/fct_invoices", "mart/fct_legal_archive", "mart/fct_match_feedback", "mart/fct_order_events",
+    "mart/fct_order_reconciliation", "mart/fct_receipt_matches", "mart/fct_writeoffs",
     "mart/health_metrics", "mart/period_adjustments", "mart/period_close", "mart/salesperson_period_summary",
     "matching/receipt_links",
     "notify/alert_notifications",
     "publish/published_mart",
-    "raw/bank_transactions", "raw/crm_contracts", "raw/customers", "raw/erp_invoices", "raw/finance_writeoffs",
-    "raw/legal_archive", "raw/match_feedback", "raw/salespeople",
-    "staging/stg_bank_transactions", "staging/stg_crm_contracts", "staging/stg_customers", "staging/stg_erp_invoices",
+    "raw/alert_actions", "raw/bank_transactions", "raw/crm_contracts", "raw/customers", "raw/erp_invoices",
+    "raw/finance_writeoffs", "raw/legal_archive", "raw/match_feedback", "raw/salespeople",
+    "staging/stg_alert_actions", "staging/stg_bank_transactions", "staging/stg_crm_contract_versions",
+    "staging/stg_crm_contracts", "staging/stg_customers", "staging/stg_erp_invoices",
     "staging/stg_finance_writeoffs", "staging/stg_legal_archive", "staging/stg_match_feedback", "staging/stg_salespeople",
 ]
 # The lineage reads left to right; an asset's group may only depend on its own or an earlier one.

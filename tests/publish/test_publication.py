@@ -43,7 +43,7 @@ def test_publication_holds_every_mart_relation_as_a_table(tmp_path):
     stats = publish_mart(warehouse, as_of=AS_OF)
 
     assert stats.published_path == tmp_path / "recon.published.duckdb"
-    assert stats.row_counts["fct_order_reconciliation"] == 6
+    assert stats.row_counts["fct_order_reconciliation"] == 7
     assert stats.row_counts["order_count"] == 1  # a view in the warehouse
     conn = duckdb.connect(str(stats.published_path), read_only=True)
     try:
@@ -84,15 +84,15 @@ def test_a_connected_reader_keeps_its_snapshot_and_a_new_one_sees_the_new_public
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )
     try:
-        assert holder.stdout.readline().strip() == "425000.00"
+        assert holder.stdout.readline().strip() == "434999.00"
         build_fixture_warehouse(warehouse, signed_scale=10)  # the next run: 25BJ00003 80k -> 800k
 
         publish_mart(warehouse)
 
         holder.stdin.write("\n")
         holder.stdin.flush()
-        assert holder.stdout.readline().strip() == "425000.00"
-        assert signed_total(published) == "1145000.00"
+        assert holder.stdout.readline().strip() == "434999.00"
+        assert signed_total(published) == "1154999.00"
     finally:
         holder.kill()
         holder.wait()
@@ -109,7 +109,7 @@ def test_a_failing_publish_leaves_the_last_good_publication(tmp_path):
     with pytest.raises(PublishError, match="已保留上一次的发布"):
         publish_mart(warehouse)
 
-    assert signed_total(published) == "425000.00"
+    assert signed_total(published) == "434999.00"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["recon.duckdb", "recon.published.duckdb"]
 
 
@@ -122,7 +122,7 @@ def test_a_warehouse_without_mart_does_not_replace_the_publication(tmp_path):
     with pytest.raises(PublishError, match="没有 mart"):
         publish_mart(empty, published)
 
-    assert signed_total(published) == "425000.00"
+    assert signed_total(published) == "434999.00"
 
 
 def test_publishing_from_the_pipelines_open_write_connection(tmp_path):
@@ -136,7 +136,7 @@ def test_publishing_from_the_pipelines_open_write_connection(tmp_path):
     finally:
         conn.close()
     assert stats.row_counts["alerts"] == 8
-    assert signed_total(target) == "425000.00"
+    assert signed_total(target) == "434999.00"
 
 
 def test_a_published_file_named_like_the_schema_is_refused(tmp_path):

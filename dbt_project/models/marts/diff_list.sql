@@ -86,5 +86,7 @@ select
     customer_id,
     salesperson_id,
     description,
+    -- Stable across runs for the same difference: what the dashboard's responses refer to.
+    {{ dbt.concat(["diff_type", "':'", "coalesce(account_no, '')", "':'", "entity_id"]) }} as diff_id,
     {{ as_of_timestamp() }} as as_of
 from differences
