@@ -19,15 +19,12 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Iterable, Sequence
 
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+# One rule for every spreadsheet the project writes (the statement's too).
+from recon_pipeline.close.export import safe_text as neutralise
+
 XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
 EXCEL_MAX_ROWS = 1_048_575  # below the header
-
-
-def neutralise(text: str) -> str:
-    """Text that Excel would read as a formula, made inert with a leading apostrophe."""
-    return "'" + text if text.startswith(FORMULA_PREFIXES) else text
 
 
 def cell_text(value) -> str:

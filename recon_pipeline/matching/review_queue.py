@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from recon_pipeline.close.export import safe_text
 from recon_pipeline.money import cents_text
 
 REVIEW_QUEUE_HEADERS = {
@@ -60,6 +61,10 @@ def review_queue(links: pd.DataFrame, bank: pd.DataFrame, customers: pd.DataFram
     queue["decision"] = ""
     queue["decided_by"] = ""
     queue["decided_at"] = ""
+    # Names and memos come from outside (the payer writes the memo): never a formula in Excel.
+    # Keys and amounts stay as they are: a filled-in queue is read back as decisions.
+    for column in ("counterparty_name", "memo", "customer_name", "candidates"):
+        queue[column] = [safe_text(v) if isinstance(v, str) else v for v in queue[column]]
     return queue[list(REVIEW_QUEUE_HEADERS)].rename(columns=REVIEW_QUEUE_HEADERS).reset_index(drop=True)
 
 

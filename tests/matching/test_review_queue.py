@@ -41,3 +41,24 @@ def test_filled_in_queue_is_read_back_as_decisions(tmp_path):
             "SELECT feedback_id, account_no, txn_id, customer_id, decision, decided_by FROM raw.match_feedback").fetchall()
     assert result.rows_quarantined == 0
     assert decision == [("RQ-6222-T1", "6222", "T1", "C1", "confirm", "王会计")]
+
+
+def test_a_payers_name_or_memo_never_becomes_a_formula_in_the_exported_queue(tmp_path):
+    links = pd.DataFrame([{
+        "account_no": "6222", "txn_id": "T1", "customer_id": "C1", "order_id": None, "allocated_cents": 100,
+        "match_method": "fuzzy", "match_score": 90, "match_status": "suggested", "evidence": None,
+    }])
+    bank = pd.DataFrame([{"account_no": "6222", "txn_id": "T1", "txn_time": "2025-02-13 10:30:58", "amount_cents": 100,
+                          "counterparty_name": "=HYPERLINK(\"http://evil.example\",\"点我\")", "counterparty_account": "1",
+                          "memo": "@SUM(1+1)"}])
+    customers = pd.DataFrame([{"customer_id": "C1", "customer_name": "+86 公司"}])
+    csv_path, xlsx_path = export_review_queue(links, bank, customers, tmp_path / "queue")
+
+    with csv_path.open(encoding="utf-8-sig", newline="") as handle:
+        (row,) = list(csv.DictReader(handle))
+    assert (row["对方户名"][:2], row["附言"][:2], row["建议客户名称"][:2]) == ("'=", "'@", "'+")
+    assert row["流水号"] == "T1" and row["金额"] == "1.00"  # keys and amounts untouched: it is read back
+    from openpyxl import load_workbook
+
+    sheet = load_workbook(xlsx_path).active
+    assert not any(cell.data_type == "f" for line in sheet.iter_rows() for cell in line)
