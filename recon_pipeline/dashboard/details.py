@@ -55,6 +55,14 @@ RISK_FLAGS = {
     "non_goods_memo": "附言写的不是货款（如押金、利息、工资、退款、借款）",
     "memo_not_goods": "附言写的不是货款（如押金、利息、工资、退款、借款）",
     "memo_conflict": "附言里的订单属于另一个客户",
+    # The matching engine's flags (matching/linking.py, engine.py).
+    "non_sales_memo": "附言显示非货款，请勿直接核销到订单",
+    "personal_payer": "个人付款：仅因财务曾确认此人为该客户付款而建议，请核实",
+    "branch_payer": "付款方与客户为总分公司关系",
+    "third_party_payer": "第三方代付，以附言订单号为依据",
+    "ambiguous_memo": "附言中的订单号属于多个客户",
+    "amount_contradicts_memo": "金额与附言订单的未结金额不符",
+    "payment_intermediary": "付款方为支付机构，附言中没有可识别的订单号",
 }
 
 

@@ -402,3 +402,40 @@ def test_runbook_headings_get_the_alert_type_as_anchor(tmp_path):
     assert '<h2 id="amount_mismatch">' in html
     assert '<h1 id="预警处理手册runbook">' in html
     assert '<h2 id="通知发送失败">' in html
+
+
+def test_recon_dashboard_prints_its_url_and_serves_the_acceptance_urls(tmp_path):
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from tests.conftest import free_port
+
+    warehouse = build_fixture_warehouse(tmp_path / "recon.duckdb")
+    publish_mart(warehouse, as_of=AS_OF)
+    port = free_port()
+    recon = Path(sys.executable).parent / "recon"
+    server = subprocess.Popen([str(recon), "dashboard", "--warehouse", str(warehouse), "--landing", str(tmp_path / "landing"),
+                               "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = server.stdout.readline()
+        assert line.startswith(f"销售对账看板已启动: http://127.0.0.1:{port}/"), line + server.stderr.read()
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/search?q=25sh2", timeout=5) as response:
+                    body = response.read().decode()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        assert 'href="/orders/25SH00002"' in body
+        for path in ("/orders", "/orders/25SH00002", "/customers/C001", "/salespeople/S01", "/alerts", "/diff-list",
+                     "/health", "/review", "/orders?format=xlsx", "/alerts?format=xlsx", "/diff-list?format=xlsx"):
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=30) as response:
+                assert response.status == 200, path
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
