@@ -25,6 +25,9 @@ STAGE_LABELS = {
     "alerts": "预警与健康指标",
     "notify": "发送通知",
     "publish": "发布只读报表库",
+    "dbt build": "dbt 构建与测试",
+    "dbt run": "dbt 构建",
+    "ingest drops": "读取落地批次",
 }
 
 
@@ -49,9 +52,11 @@ def run(
     send: bool = typer.Option(False, "--notify", help="发送新预警（邮件 / 群机器人），每条只发一次"),
     dry_run: bool = typer.Option(False, "--dry-run", help="只打印将要发送的通知，不发送"),
     debug: bool = typer.Option(False, "--debug", help="出错时打印完整堆栈"),
+    full_refresh: bool = typer.Option(False, "--full-refresh", help="全量重算（忽略上次运行的增量状态）"),
 ) -> None:
-    """Ingest every drop dated on or before the as-of, rebuild the models, evaluate the rules."""
+    """Ingest every drop dated on or before the as-of, rebuild what changed, evaluate the rules."""
     from recon_pipeline.pipeline import PipelineError, RunContext, RunOptions, run_stages
+    from recon_pipeline.progress import TerminalProgress, reporting
     from recon_pipeline.summary import print_run_summary
 
     try:
@@ -65,9 +70,12 @@ def run(
 
         run_context = RunContext(
             landing_dir=landing, warehouse=warehouse, as_of=moment, settings=settings,
-            options=RunOptions(notify=send, dry_run=dry_run), echo=lambda line: out.print(line, highlight=False),
+            options=RunOptions(notify=send, dry_run=dry_run, full_refresh=full_refresh),
+            echo=lambda line: out.print(line, highlight=False),
         )
-        result = run_stages(run_context, progress)
+        # Long stages draw a bar with counts and time left, only for people at a terminal.
+        with reporting(TerminalProgress(err, STAGE_LABELS) if err.is_terminal else None):
+            result = run_stages(run_context, progress)
     except (PipelineError, AsOfError, FileNotFoundError) as exc:
         fail(str(exc))
     except Exception as exc:  # noqa: BLE001 - a cron user needs one line, not a traceback

@@ -2,6 +2,11 @@
 
 The Dagster job `nightly_reconciliation` runs the same stage functions as assets
 (`recon_pipeline.orchestration`); this is the cron / command-line door.
+
+A run does only what its inputs require (`stages.plan`, `run_state`): with the same visible
+drops, code, settings and as-of as the last published run every stage after ingestion is
+skipped; dbt's data tests run only when the data, code or settings changed (not when only the
+as-of moved); matching re-evaluates only the affected bank lines. `full_refresh` forgets it all.
 """
 
 from __future__ import annotations
@@ -37,6 +42,9 @@ class RunResult:
     stage_seconds: dict[str, float] = field(default_factory=dict)
     publication: PublishStats | None = None
     close: CloseStageReport | None = None
+    matching: stages.LinkSummary | None = None
+    skipped: list[str] = field(default_factory=list)  # stages whose inputs had not changed
+    tests_run: list[str] = field(default_factory=list)  # dbt stages that ran their data tests
 
 
 Progress = Callable[[str], None]
@@ -56,19 +64,31 @@ def run_stages(run: RunContext, progress: Progress = lambda stage: None) -> RunR
 
     with stage("ingest"):
         result.ingest = stages.ingest(run)
-    with stage("dbt_staging"):
-        stages.dbt_staging(run)
-    with stage("matching"):
-        result.link_counts = stages.match(run).by_status
-    with stage("dbt_marts"):
-        stages.dbt_marts(run)
-    with stage("close"):
-        result.close = stages.close(run)
-    with stage("alerts"):
-        result.health = stages.health(run)
-        result.alert_counts = stages.alerts(run)
-    with stage("publish"):
-        result.publication = stages.publish(run)
+        plan = stages.plan(run)
+    if plan.no_change:
+        # The warehouse and the publication already hold this run's result.
+        result.skipped = ["dbt_staging", "matching", "dbt_marts", "close", "alerts", "publish"]
+        result.link_counts, result.alert_counts, result.health = stages.read_outcome(run)
+    else:
+        with stage("dbt_staging"):
+            if plan.tests_needed("dbt_staging"):
+                result.tests_run.append("dbt_staging")
+            stages.dbt_staging(run, plan)
+        with stage("matching"):
+            result.matching = stages.match(run)
+            result.link_counts = result.matching.by_status
+        with stage("dbt_marts"):
+            matching_changed = result.matching.full or result.matching.evaluated_lines > 0
+            if plan.tests_needed("dbt_marts") or matching_changed:
+                result.tests_run.append("dbt_marts")
+            stages.dbt_marts(run, plan, matching_changed)
+        with stage("close"):
+            result.close = stages.close(run)
+        with stage("alerts"):
+            result.health = stages.health(run)
+            result.alert_counts = stages.alerts(run)
+        with stage("publish"):
+            result.publication = stages.publish(run)
     if run.options.notify or run.options.dry_run:
         with stage("notify"):
             result.dispatch = stages.notify(run)
@@ -84,10 +104,11 @@ def run_pipeline(
     send_notifications: bool = False,
     dry_run: bool = False,
     echo: Callable[[str], None] = print,
+    full_refresh: bool = False,
 ) -> RunResult:
     """`recon run` with plain arguments (kept for callers and tests); see `run_stages`."""
     run = RunContext(
         landing_dir=Path(landing_dir), warehouse=Path(warehouse), as_of=as_of, settings=settings,
-        options=RunOptions(notify=send_notifications, dry_run=dry_run), echo=echo,
+        options=RunOptions(notify=send_notifications, dry_run=dry_run, full_refresh=full_refresh), echo=echo,
     )
     return run_stages(run, progress)

@@ -41,9 +41,10 @@ from recon_pipeline.ingest.loader import IngestReport, load_drops, sync_landing
 
 if TYPE_CHECKING:
     from recon_pipeline.extract.stage import ExtractReport
-from recon_pipeline.matching.seam import refresh_receipt_links
-from recon_pipeline.publish.publication import PublishError, PublishStats, publish_mart
+from recon_pipeline.matching.seam import link_metrics, refresh_receipt_links
+from recon_pipeline.publish.publication import PublishError, PublishStats, default_published_path, publish_mart
 from recon_pipeline.recovery import corruption_message, mentions_corruption
+from recon_pipeline.run_state import RunInputs, forget_fingerprints, record_fingerprint, stored_fingerprints
 from recon_pipeline.settings import Settings
 from recon_pipeline.transform.dbt_runner import DbtResult, dbt_vars, dbt_work_dir, run_dbt
 from recon_pipeline.warehouse import connect
@@ -63,7 +64,8 @@ class RunOptions:
 
     notify: bool = False  # send new alerts (e-mail / webhooks), each once
     dry_run: bool = False  # print the notifications that would be sent, send nothing
-    # More options go here (e.g. `engine`, `full_refresh`), with a default that keeps today's behaviour.
+    full_refresh: bool = False  # recompute everything: forget what earlier runs computed (run_state)
+    # More options go here (e.g. `engine`), with a default that keeps today's behaviour.
 
 
 @dataclass(frozen=True)
@@ -158,6 +160,49 @@ def _all_sources() -> list[str]:
     return sorted(SOURCES)
 
 
+# ---------------------------------------------------------------------------- what changed
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What this run's inputs require, from their fingerprints (`run_state`) after ingestion.
+
+    `no_change`: same visible drops, code, settings and as-of as the last published run, and the
+    publication is there: nothing after ingestion needs to run. `data_key` leaves the as-of out:
+    dbt's data tests run again only when it differs from the one they last passed on.
+    """
+
+    run_key: str
+    data_key: str
+    done: dict[str, str]
+    no_change: bool
+
+    def tests_needed(self, stage: str) -> bool:
+        return self.done.get(f"{stage}_tests") != self.data_key
+
+
+def plan(run: RunContext) -> RunPlan:
+    with connect(run.warehouse) as conn:
+        if run.options.full_refresh:
+            forget_fingerprints(conn)
+        inputs = RunInputs.measure(conn, run.as_of, run.settings)
+        done = stored_fingerprints(conn)
+    run_key = inputs.key()
+    no_change = done.get("run") == run_key and default_published_path(run.warehouse).exists()
+    return RunPlan(run_key, inputs.key(with_as_of=False), done, no_change)
+
+
+def _computing(run: RunContext) -> None:
+    """A stage is about to change the warehouse: it no longer holds the last published run's result."""
+    with connect(run.warehouse) as conn:
+        forget_fingerprints(conn, "run")
+
+
+def _passed_tests(run: RunContext, stage: str, data_key: str) -> None:
+    with connect(run.warehouse) as conn:
+        record_fingerprint(conn, f"{stage}_tests", data_key)
+
+
 # ---------------------------------------------------------------------------- dbt
 
 
@@ -171,9 +216,12 @@ def dbt_cli_args(run: RunContext) -> list[str]:
     return [*dbt_build_command(run), "--vars", json.dumps(dbt_vars(run.settings, run.as_of))]
 
 
-def dbt_build(run: RunContext, selector: str) -> DbtResult:
-    """Build one half of the dbt project (`DBT_BEFORE_MATCHING` or `DBT_AFTER_MATCHING`)."""
-    outcome = run_dbt([*dbt_build_command(run), "--selector", selector], run.warehouse, run.settings, run.as_of)
+def dbt_build(run: RunContext, selector: str, with_tests: bool = True) -> DbtResult:
+    """Build one half of the dbt project (`DBT_BEFORE_MATCHING` or `DBT_AFTER_MATCHING`); without
+    its data tests (`dbt run`) when the caller knows they passed on the same data."""
+    _computing(run)
+    command = dbt_build_command(run) if with_tests else ["run"]
+    outcome = run_dbt([*command, "--selector", selector], run.warehouse, run.settings, run.as_of)
     if not outcome.ok:
         damaged = next((failure for failure in outcome.failures if mentions_corruption(failure)), None)
         if damaged:
@@ -184,14 +232,23 @@ def dbt_build(run: RunContext, selector: str) -> DbtResult:
     return outcome
 
 
-def dbt_staging(run: RunContext) -> DbtResult:
+def dbt_staging(run: RunContext, plan: RunPlan | None = None) -> DbtResult:
     """The staging models: current state of each source at the as-of (what matching reads)."""
-    return dbt_build(run, DBT_BEFORE_MATCHING)
+    with_tests = plan is None or plan.tests_needed("dbt_staging")
+    outcome = dbt_build(run, DBT_BEFORE_MATCHING, with_tests)
+    if plan is not None and with_tests:
+        _passed_tests(run, "dbt_staging", plan.data_key)
+    return outcome
 
 
-def dbt_marts(run: RunContext) -> DbtResult:
-    """Everything after the matching seam: intermediate models and the marts."""
-    return dbt_build(run, DBT_AFTER_MATCHING)
+def dbt_marts(run: RunContext, plan: RunPlan | None = None, matching_changed: bool = True) -> DbtResult:
+    """Everything after the matching seam: intermediate models and the marts. Their tests read
+    the matching output too: they run again whenever matching changed rows."""
+    with_tests = plan is None or plan.tests_needed("dbt_marts") or matching_changed
+    outcome = dbt_build(run, DBT_AFTER_MATCHING, with_tests)
+    if plan is not None and with_tests:
+        _passed_tests(run, "dbt_marts", plan.data_key)
+    return outcome
 
 
 # ---------------------------------------------------------------------------- matching
@@ -203,24 +260,19 @@ class LinkSummary:
     by_status: dict[str, int]
     by_method: dict[str, int]
     auto_link_rate: float  # share of credits linked (auto or confirmed)
-
-    @classmethod
-    def of(cls, links: pd.DataFrame) -> "LinkSummary":
-        credits = links[links["allocated_cents"] > 0].drop_duplicates(["account_no", "txn_id"])
-        linked = credits[credits["match_status"].isin(["auto_linked", "confirmed"])]
-        return cls(
-            rows=len(links),
-            by_status={str(k): int(v) for k, v in links.groupby("match_status").size().items()},
-            by_method={str(k): int(v) for k, v in links.groupby("match_method").size().items()},
-            auto_link_rate=round(len(linked) / len(credits), 4) if len(credits) else 0.0,
-        )
+    full: bool = True  # every line evaluated (else only the lines a change affects)
+    evaluated_lines: int = 0
 
 
 def match(run: RunContext) -> LinkSummary:
-    """Payer matching and allocation: staging -> matching.receipt_links."""
+    """Payer matching and allocation: staging -> matching.receipt_links (incremental unless
+    there is no usable previous state or the run is a full refresh)."""
+    _computing(run)
     with connect(run.warehouse) as conn:
-        links = refresh_receipt_links(conn, run.as_of, run.settings)
-    return LinkSummary.of(links)
+        outcome = refresh_receipt_links(conn, run.as_of, run.settings, full_refresh=run.options.full_refresh)
+        metrics = link_metrics(conn)
+    return LinkSummary(metrics["rows"], metrics["by_status"], metrics["by_method"], metrics["auto_link_rate"],
+                       outcome.full, outcome.evaluated_lines)
 
 
 # ---------------------------------------------------------------------------- month-end close
@@ -229,6 +281,7 @@ def match(run: RunContext) -> LinkSummary:
 def close(run: RunContext) -> CloseStageReport:
     """After the marts: the automatic close (when `close.auto_close` is on) and the adjustments
     booked against closed periods (mart.period_adjustments, mart.period_close_reconciliation)."""
+    _computing(run)
     with connect(run.warehouse) as conn:
         try:
             return refresh_close(conn, run.as_of, run.settings)
@@ -241,6 +294,7 @@ def close(run: RunContext) -> CloseStageReport:
 
 def health(run: RunContext) -> list[dict]:
     """The health board at the as-of (mart.health_metrics, mart.customer_collection_health)."""
+    _computing(run)
     with connect(run.warehouse) as conn:
         metrics = health_board.refresh_health(conn, run.as_of, run.settings)
     return metrics[["metric", "value", "threshold", "status"]].to_dict("records")
@@ -250,6 +304,7 @@ def alerts(run: RunContext) -> dict[str, int]:
     """The alert rules at the as-of (mart.alerts, mart.alert_history), then the workflow's time
     limits against the people's actions (mart.diff_history, mart.alert_sla: what escalates);
     open alerts by type."""
+    _computing(run)
     with connect(run.warehouse) as conn:
         alert_rules.refresh_alerts(conn, run.as_of, run.settings)
         workflow.refresh_workflow(conn, run.as_of, run.settings)
@@ -269,7 +324,20 @@ def publish(run: RunContext) -> PublishStats:
     except PublishError as exc:
         raise PipelineError(str(exc)) from None
     write_run_record(run)
+    # What this publication was computed from: a later run with the same inputs skips the work.
+    with connect(run.warehouse) as conn:
+        record_fingerprint(conn, "run", RunInputs.measure(conn, run.as_of, run.settings).key())
     return stats
+
+
+def read_outcome(run: RunContext) -> tuple[dict[str, int], dict[str, int], list[dict]]:
+    """What a no-change run reports: link counts, open alerts and the health board as stored."""
+    with connect(run.warehouse) as conn:
+        links = link_metrics(conn)["by_status"]
+        open_alerts = alert_rules.open_alert_counts(conn)
+        rows = conn.execute("SELECT metric, value, threshold, status FROM mart.health_metrics WHERE as_of = ?",
+                            [run.as_of.replace(tzinfo=None)]).fetchall()
+    return links, open_alerts, [dict(zip(("metric", "value", "threshold", "status"), row)) for row in rows]
 
 
 def run_record_path(warehouse: Path) -> Path:

@@ -104,6 +104,11 @@ def print_run_summary(result: RunResult, console: Console) -> None:
         console.print(result.dispatch.to_text(), highlight=False)
     stages = "，".join(f"{k} {v:.1f}s" for k, v in result.stage_seconds.items())
     console.print(f"耗时: {stages}", highlight=False)
+    if result.skipped:
+        console.print(f"输入与上次运行相同（落地批次、设置、版本、as-of），未重算: {'、'.join(result.skipped)}",
+                      highlight=False)
+    elif result.matching is not None and not result.matching.full:
+        console.print(f"增量匹配: 重新评估 {result.matching.evaluated_lines} 条银行流水", highlight=False)
     console.print(f"数据仓库: {result.warehouse.resolve()}（schema mart）", highlight=False)
     if result.publication is not None:
         console.print(f"只读发布（BI / 看板读取这个文件）: {result.publication.published_path}", highlight=False)

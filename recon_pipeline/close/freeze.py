@@ -24,6 +24,7 @@ from recon_pipeline.close.periods import CloseError, CloseSettings, PeriodState,
 from recon_pipeline.close.reasons import not_counted_reason
 from recon_pipeline.close.tables import ensure_close_tables, snapshot_insert
 from recon_pipeline.money import format_yuan, sql_money
+from recon_pipeline.run_state import forget_fingerprints
 from recon_pipeline.settings import Settings
 
 Clock = Callable[[], datetime]
@@ -108,6 +109,7 @@ def close_period(
     state = period_states(conn).get(period)
     if state is not None and state.is_closed:
         return CloseOutcome(period, state.version, False, state.as_of, state.closed_at, state.closed_by)
+    forget_fingerprints(conn, "run")  # the next run recomputes: this is no longer the last run's warehouse
     summary = read_summary(conn, [period])
     if summary.empty:
         raise CloseError(f"期间 {period} 没有任何业绩数据（销售业绩汇总中没有该期间），不能封账")
@@ -191,6 +193,7 @@ def reopen_period(
     if not state.is_closed:
         raise CloseError(f"期间 {period} 已于 {state.reopened_at:%Y-%m-%d %H:%M} 由 {state.reopened_by} 重开，尚未重新封账")
     reopened_by = (reopened_by or "").strip() or "未署名"
+    forget_fingerprints(conn, "run")  # the next run recomputes: this is no longer the last run's warehouse
     at = now().replace(microsecond=0)
     as_of = last_run_as_of(conn) or state.as_of
     conn.execute(

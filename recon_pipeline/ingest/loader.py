@@ -21,6 +21,7 @@ import duckdb
 import pyarrow as pa
 
 from recon_pipeline.ingest.readers import FileReadError, file_batch_schema, position_column, read_landing_file
+from recon_pipeline.progress import start_tracking
 from recon_pipeline.settings import Settings
 from recon_pipeline.sources import SOURCES, Column, SourceSpec
 from recon_pipeline.warehouse import ensure_schema
@@ -383,14 +384,17 @@ def load_drops(
     ensure_schema(conn)
     staging = Staging(conn, settings)
     pending, failed = [], []
+    tracker = start_tracking("ingest drops", len(drops), "个批次")
     try:
-        for source, day in drops:
+        for done, (source, day) in enumerate(drops, 1):
             try:
                 pending.append(_stage_drop(staging, landing_dir, source, day, settings, (fingerprints or {}).get((source, day))))
             except DropError as exc:
                 failed.append(str(exc))
+            tracker.update(done)
         loaded = _replace_partitions(conn, staging, pending) if pending else []
     finally:
+        tracker.close()
         staging.close()
     return loaded, failed
 

@@ -39,6 +39,7 @@ from recon_pipeline.matching.inputs import LINK_COLUMNS, MatchingInputs, MatchOp
 from recon_pipeline.matching.learning import Learned, account_key, learn_from_finance
 from recon_pipeline.matching.linking import LineLink, link_line, memo_refs
 from recon_pipeline.matching.names import NameParts, parse_company_name
+from recon_pipeline.progress import start_tracking
 from recon_pipeline.settings import Settings
 
 
@@ -72,10 +73,17 @@ def _order_book(inputs: MatchingInputs, options: MatchOptions, tolerance_cents: 
                                  max_subset_size=options.subset_sum_max_size)
 
 
-def build_receipt_links(inputs: MatchingInputs, settings: Settings | None = None) -> pd.DataFrame:
+def build_receipt_links(inputs: MatchingInputs, settings: Settings | None = None,
+                        lines: pd.MultiIndex | None = None, linked_customers: dict | None = None) -> pd.DataFrame:
+    """The rows of `matching.receipt_links` for every bank line, or only for `lines` ((account_no,
+    txn_id) pairs): all inputs still count (learning, order book), only those lines are evaluated.
+    `linked_customers` receives (account_no, txn_id) -> the customer each evaluated line links
+    to, rows or not (a debit that finds nothing to take back leaves none). `matching.incremental` uses both."""
     options = MatchOptions.from_settings(settings)
     tolerance_cents = int((settings.amount_tolerance if settings else 1) * 100)
     bank = inputs.bank[list(_BANK_COLUMNS) + ["txn_time"]].drop_duplicates(["account_no", "txn_id"], keep="first")
+    if lines is not None:
+        bank = bank[pd.MultiIndex.from_arrays([bank["account_no"], bank["txn_id"]]).isin(lines)]
     bank = bank.assign(_time=pd.to_datetime(bank["txn_time"], errors="coerce"))
     bank = bank.sort_values(["_time", "account_no", "txn_id"], kind="stable", na_position="last")
     contracts = inputs.contracts
@@ -109,6 +117,7 @@ def build_receipt_links(inputs: MatchingInputs, settings: Settings | None = None
     decided = set(learned.confirmed_txn) | set(learned.rejected_txn)
     share = not learned.rejected_payer
     frames: list[pd.DataFrame] = []
+    tracker = start_tracking("matching", len(bank), "条流水")
     # Bank lines in slices: Python objects for one slice at a time; each slice's rows become a
     # compact (Arrow-backed) frame right away.
     for start in range(0, len(bank), _SLICE_ROWS):
@@ -141,12 +150,16 @@ def build_receipt_links(inputs: MatchingInputs, settings: Settings | None = None
                         by_payer[cache_key] = link
                     else:  # only whether it links automatically matters: keep no evidence for it
                         by_payer_strong[cache_key] = link if link.status == "auto_linked" else _UNLINKED_DEBIT
+            if linked_customers is not None:
+                linked_customers[(account_no, txn_id)] = link.customer_id
             if amount < 0 and strong_only and link.status != "auto_linked":
                 continue  # an unlinked debit leaves no row
             rows.extend(_allocate_line(account_no, txn_id, amount, link, book, learned, writeoffs))
         if rows:
             frames.append(_links_frame(rows))
         del rows, columns, part
+        tracker.update(min(start + _SLICE_ROWS, len(bank)))
+    tracker.close()
     del by_payer, by_payer_strong, resolver, bank
     # The per-run caches of distinct payer names are not needed after the run.
     parse_company_name.cache_clear()

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 import duckdb
 import pandas as pd
 
+from recon_pipeline.faults import crash_point
 from recon_pipeline.matching.engine import build_receipt_links
+from recon_pipeline.matching.incremental import Engine, incremental_links, load_snapshot, save_snapshot, take_snapshot
 from recon_pipeline.matching.inputs import LINK_COLUMNS, MatchingInputs
+from recon_pipeline.run_state import code_fingerprint
 from recon_pipeline.settings import Settings
 from recon_pipeline.warehouse import ensure_schema
-from recon_pipeline.faults import crash_point
 
 # Amounts leave the warehouse as int64 cents: exact arithmetic without floats.
 _INPUT_QUERIES = {
@@ -47,35 +50,94 @@ def read_matching_inputs(conn: duckdb.DuckDBPyConnection, as_of: datetime) -> Ma
 
 
 def write_receipt_links(conn: duckdb.DuckDBPyConnection, links: pd.DataFrame) -> int:
-    """Replace the seam table with this run's links (sorted, so reruns write the same rows).
-
-    DuckDB reads the frame's columns in place and sorts them itself: no sorted pandas copy.
-    """
+    """Replace the seam table with these links (sorted, so reruns write the same rows)."""
     ensure_schema(conn)
-    frame = links[LINK_COLUMNS] if list(links.columns) != LINK_COLUMNS else links
-    conn.register("_links", frame)
     conn.execute("BEGIN TRANSACTION")
     try:
         conn.execute("DELETE FROM matching.receipt_links")
-        conn.execute(
-            """INSERT INTO matching.receipt_links
-               SELECT account_no, txn_id, customer_id, order_id,
-                      CAST(CAST(allocated_cents AS DECIMAL(18,0)) * 0.01 AS DECIMAL(18,2)),
-                      match_method, CAST(match_score AS INTEGER), match_status, evidence
-               FROM _links
-               ORDER BY account_no, txn_id, order_id NULLS LAST"""
-        )
+        written = replace_line_links(conn, set(), links)
         crash_point("matching:write")
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+    return written
+
+
+def replace_line_links(conn: duckdb.DuckDBPyConnection, lines: set[tuple[str, str]], links: pd.DataFrame) -> int:
+    """Replace the rows of these bank lines only (an incremental run); the others stay.
+
+    DuckDB reads the frame's columns in place and sorts them itself: no sorted pandas copy."""
+    keys = pd.DataFrame(sorted(lines), columns=["account_no", "txn_id"]) if lines else \
+        pd.DataFrame({"account_no": pd.Series(dtype="str"), "txn_id": pd.Series(dtype="str")})
+    frame = links[LINK_COLUMNS] if list(links.columns) != LINK_COLUMNS else links
+    conn.register("_keys", keys)
+    conn.register("_links", frame)
+    try:
+        conn.execute("""DELETE FROM matching.receipt_links AS links USING _keys
+                        WHERE links.account_no = _keys.account_no AND links.txn_id = _keys.txn_id""")
+        if len(frame):
+            conn.execute(
+                """INSERT INTO matching.receipt_links
+                   SELECT account_no, txn_id, customer_id, order_id,
+                          CAST(CAST(allocated_cents AS DECIMAL(18,0)) * 0.01 AS DECIMAL(18,2)),
+                          match_method, CAST(match_score AS INTEGER), match_status, evidence
+                   FROM _links
+                   ORDER BY account_no, txn_id, order_id NULLS LAST"""
+            )
     finally:
+        conn.unregister("_keys")
         conn.unregister("_links")
     return len(frame)
 
 
-def refresh_receipt_links(conn: duckdb.DuckDBPyConnection, as_of: datetime, settings: Settings) -> pd.DataFrame:
-    links = build_receipt_links(read_matching_inputs(conn, as_of), settings)
-    write_receipt_links(conn, links)
-    return links
+@dataclass
+class MatchingRun:
+    full: bool  # every line evaluated (no usable previous state, a context change, --full-refresh)
+    evaluated_lines: int
+    rows_written: int
+    status_counts: dict[str, int]
+
+
+def refresh_receipt_links(conn: duckdb.DuckDBPyConnection, as_of: datetime, settings: Settings,
+                          full_refresh: bool = False, engine: Engine = build_receipt_links) -> MatchingRun:
+    """Bring `matching.receipt_links` up to date with the staging models: incrementally when a
+    previous run's state allows (see `matching.incremental`), else by a full evaluation."""
+    ensure_schema(conn)
+    inputs = read_matching_inputs(conn, as_of)
+    previous = None if full_refresh else load_snapshot(conn)
+    current = take_snapshot(inputs, settings, code_fingerprint(), previous.lines if previous else None)
+    result = incremental_links(inputs, settings, previous, current, engine)
+    del inputs
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        if result.full:
+            conn.execute("DELETE FROM matching.receipt_links")
+        written = replace_line_links(conn, result.evaluated or set(), result.links)
+        evaluated = len(current.lines) if result.full else len(result.evaluated)
+        save_snapshot(conn, result.snapshot)
+        crash_point("matching:write")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    counts = dict(conn.execute(
+        "SELECT match_status, count(*) FROM matching.receipt_links GROUP BY 1 ORDER BY 1").fetchall())
+    return MatchingRun(result.full, evaluated, written, counts)
+
+
+def link_metrics(conn: duckdb.DuckDBPyConnection) -> dict:
+    """Counts of the stored links: rows, by status and method, suggestions, the credits' auto-link rate."""
+    by_status = dict(conn.execute("SELECT match_status, count(*) FROM matching.receipt_links GROUP BY 1 ORDER BY 1").fetchall())
+    by_method = dict(conn.execute("SELECT match_method, count(*) FROM matching.receipt_links GROUP BY 1 ORDER BY 1").fetchall())
+    credits, linked = conn.execute(
+        """SELECT count(*), count(*) FILTER (WHERE linked) FROM (
+               SELECT account_no, txn_id, bool_or(match_status IN ('auto_linked', 'confirmed')) AS linked
+               FROM matching.receipt_links WHERE allocated_amount > 0 GROUP BY 1, 2)""").fetchone()
+    return {
+        "rows": int(sum(by_status.values())),
+        "by_status": {k: int(v) for k, v in by_status.items()},
+        "by_method": {k: int(v) for k, v in by_method.items()},
+        "suggestions": int(by_status.get("suggested", 0)),
+        "auto_link_rate": round(linked / credits, 4) if credits else 0.0,
+    }

@@ -18,6 +18,7 @@ from recon_pipeline import stages
 from recon_pipeline.as_of import as_of_text
 from recon_pipeline.ingest.loader import IngestReport, list_drops
 from recon_pipeline.orchestration.resources import ReconResource, as_of_metadata, run_context
+from recon_pipeline.progress import LogProgress, reporting
 from recon_pipeline.settings import load_settings
 from recon_pipeline.sources import SOURCES
 
@@ -49,13 +50,14 @@ RAW_KEYS = {source: dg.AssetKey(["raw", source]) for source in SOURCES}
 def ingest_landing(context: dg.AssetExecutionContext, recon: ReconResource):
     run = run_context(context, recon)
     sources = sorted(key.path[1] for key in context.selected_asset_keys)
-    if context.has_partition_key:
-        window = context.partition_time_window  # half-open [start, end): one day, or a backfill range
-        days = [window.start.date() + timedelta(days=n) for n in range((window.end.date() - window.start.date()).days)]
-        report = stages.ingest(run, sources=sources, days=days)
-    else:
-        report = stages.ingest(run, sources=sources)
-        _record_drop_partitions(context, run, report, sources)
+    with reporting(LogProgress(context.log.info)):
+        if context.has_partition_key:
+            window = context.partition_time_window  # half-open [start, end): one day, or a backfill range
+            days = [window.start.date() + timedelta(days=n) for n in range((window.end.date() - window.start.date()).days)]
+            report = stages.ingest(run, sources=sources, days=days)
+        else:
+            report = stages.ingest(run, sources=sources)
+            _record_drop_partitions(context, run, report, sources)
     for source in sources:
         loaded = [r for r in report.loaded if r.source == source]
         quarantined = sum(r.rows_quarantined for r in loaded)

@@ -5,6 +5,7 @@ import dagster as dg
 
 from recon_pipeline import stages
 from recon_pipeline.orchestration.resources import ReconResource, as_of_metadata, run_context
+from recon_pipeline.progress import LogProgress, reporting
 
 MATCHING_INPUTS = [
     dg.AssetKey(["staging", name])
@@ -25,7 +26,9 @@ MATCHING_INPUTS = [
 )
 def receipt_links(context: dg.AssetExecutionContext, recon: ReconResource) -> dg.MaterializeResult:
     run = run_context(context, recon)
-    links = stages.match(run)
+    with reporting(LogProgress(context.log.info)):
+        links = stages.match(run)
+    context.log.info(f"matching: {'full' if links.full else 'incremental'}, {links.evaluated_lines} bank lines evaluated")
     return dg.MaterializeResult(
         metadata={
             **as_of_metadata(run),
@@ -34,5 +37,7 @@ def receipt_links(context: dg.AssetExecutionContext, recon: ReconResource) -> dg
             "by_method": dg.MetadataValue.json(links.by_method),
             "suggestions": links.by_status.get("suggested", 0),
             "auto_link_rate": links.auto_link_rate,
+            "incremental": not links.full,
+            "evaluated_lines": links.evaluated_lines,
         }
     )

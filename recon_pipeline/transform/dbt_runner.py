@@ -23,6 +23,7 @@ from pathlib import Path
 
 from recon_pipeline.as_of import as_of_text
 from recon_pipeline.faults import crash_point, crash_targets
+from recon_pipeline.progress import Tracker, start_tracking
 from recon_pipeline.recovery import mentions_corruption
 from recon_pipeline.settings import DBT_PROJECT_DIR, Settings
 
@@ -58,7 +59,9 @@ def dbt_executable() -> str:
 
 # dbt keeps global state (flags, adapters, its DuckDB handle): one command at a time per process.
 _LOCK = threading.RLock()
-_MANIFESTS: dict[Path, object] = {}  # dbt work dir -> parsed Manifest
+# Parsed manifests by warehouse file name: dbt-duckdb names the database after the file's stem,
+# which the manifest's nodes carry; nothing else in it depends on the warehouse.
+_MANIFESTS: dict[str, object] = {}
 
 
 def _common_args(work: Path) -> list[str]:
@@ -111,8 +114,8 @@ def parsed_manifest(warehouse: Path, refresh: bool = False):
 
     work = dbt_work_dir(warehouse)
     with _LOCK:
-        if not refresh and work in _MANIFESTS:
-            return _MANIFESTS[work]
+        if not refresh and Path(warehouse).stem in _MANIFESTS:
+            return _MANIFESTS[Path(warehouse).stem]
         work.mkdir(parents=True, exist_ok=True)
         restore = _environment(warehouse)
         try:
@@ -122,8 +125,22 @@ def parsed_manifest(warehouse: Path, refresh: bool = False):
             _release_warehouse()
         if not outcome.success or outcome.result is None:
             raise RuntimeError(f"dbt parse 失败: {outcome.exception or '见 ' + str(work / 'logs' / 'dbt.log')}")
-        _MANIFESTS[work] = outcome.result
+        _MANIFESTS[Path(warehouse).stem] = outcome.result
         return outcome.result
+
+
+def _node_counter(tracker: Tracker):
+    """A dbt event callback: nodes finished out of the nodes selected (models and tests)."""
+    state = {"done": 0, "total": None}
+
+    def on_event(event) -> None:
+        name = event.info.name
+        if name == "LogStartLine" and state["total"] is None:
+            state["total"] = int(event.data.total) or None
+        elif name == "NodeFinished":
+            state["done"] += 1
+            tracker.update(state["done"], state["total"])
+    return on_event
 
 
 def _results_summary(results) -> tuple[dict[str, int], list[str]]:
@@ -166,8 +183,10 @@ def run_dbt(
         try:
             args = [*_global_args(), *command, *_common_args(work), "--no-write-json",
                     "--vars", json.dumps(dbt_vars(settings, as_of))]
-            outcome = dbtRunner(manifest=manifest, callbacks=_crash_hooks(command)).invoke(args)
+            tracker = start_tracking(f"dbt {command[0]}", None, "个节点")
+            outcome = dbtRunner(manifest=manifest, callbacks=[_node_counter(tracker), *_crash_hooks(command)]).invoke(args)
         finally:
+            tracker.close()
             restore()
             _release_warehouse()
     counts, failures = _results_summary(outcome.result)
