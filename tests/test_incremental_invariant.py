@@ -19,12 +19,12 @@ from recon_pipeline.as_of import parse_as_of
 from recon_pipeline.demo.generator import generate_demo
 from recon_pipeline.demo.sequences import apply_step, drop_sequence
 from recon_pipeline.matching.engine import build_receipt_links
-from recon_pipeline.matching.inputs import LINK_COLUMNS
 from recon_pipeline.matching.seam import read_matching_inputs
 from recon_pipeline.pipeline import run_pipeline
 from recon_pipeline.publish.publication import default_published_path
 from recon_pipeline.settings import load_settings
 from recon_pipeline.warehouse import connect
+from tests.matching.test_incremental import comparable_links
 
 SEQUENCES = 20
 # Tables that keep one row per run (history) hold every as-of of the incremental warehouse but
@@ -74,15 +74,7 @@ def _stored_links(conn) -> pd.DataFrame:
     frame = conn.execute(
         """SELECT account_no, txn_id, customer_id, order_id, CAST(allocated_amount * 100 AS BIGINT) AS allocated_cents,
                   match_method, match_score, match_status, evidence FROM matching.receipt_links""").df()
-    return _normal(frame)
-
-
-def _normal(frame: pd.DataFrame) -> pd.DataFrame:
-    frame = frame[LINK_COLUMNS].astype({"allocated_cents": "int64", "match_score": "int64"})
-    frame = frame.astype({c: "object" for c in LINK_COLUMNS if c not in ("allocated_cents", "match_score")})
-    frame = frame.where(frame.notna(), None)
-    return frame.sort_values(["account_no", "txn_id", "order_id", "allocated_cents"], na_position="last",
-                             kind="stable").reset_index(drop=True)
+    return comparable_links(frame)
 
 
 @pytest.mark.e2e
@@ -106,7 +98,7 @@ def test_incremental_runs_equal_a_full_rebuild(base_world, first_runs, tmp_path,
         if number and not step.files and steps[number - 1].as_of == step.as_of:
             assert result.skipped, "a rerun with the same inputs and as-of recomputes nothing"
         with connect(warehouse) as conn:
-            expected = _normal(build_receipt_links(read_matching_inputs(conn, as_of), settings))
+            expected = comparable_links(build_receipt_links(read_matching_inputs(conn, as_of), settings))
             stored = _stored_links(conn)
         pd.testing.assert_frame_equal(stored, expected, obj=f"links after run {number} {step.events}")
 

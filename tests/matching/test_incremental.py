@@ -21,7 +21,8 @@ PAYERS = [name for _, name, _, _ in CUSTOMERS] + ["华强", "北京某某科技"
 MEMOS = ["货款", "", "订单25SH00137", "25BJ00001 货款", "25-BJ-00002", "合同25SZ00001尾款", "运费"]
 
 
-def _normal(frame: pd.DataFrame) -> pd.DataFrame:
+def comparable_links(frame: pd.DataFrame) -> pd.DataFrame:
+    """Links in one order and one dtype per column, for exact comparison."""
     frame = frame[LINK_COLUMNS].astype({"allocated_cents": "int64", "match_score": "int64"})
     frame = frame.astype({c: "object" for c in LINK_COLUMNS if c not in ("allocated_cents", "match_score")})
     frame = frame.where(frame.notna(), None)
@@ -127,7 +128,7 @@ def run_sequence(seed: int, engine=build_receipt_links, steps: int = 8) -> tuple
             kept = links[~keys.isin(list(result.evaluated))]
             links = pd.concat([kept, result.links], ignore_index=True) if len(result.links) else kept
         expected = engine(current_inputs, settings)
-        pd.testing.assert_frame_equal(_normal(links), _normal(expected), obj=f"seed {seed} step {number} ({kind})")
+        pd.testing.assert_frame_equal(comparable_links(links), comparable_links(expected), obj=f"seed {seed} step {number} ({kind})")
         previous = result.snapshot
     return incremental, evaluated_total
 
