@@ -40,7 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 FULL_AS_OF = "2025-05-05T09:00:00"
 DAY_AS_OF = "2025-05-06T09:00:00"
-_HISTORY = {"mart.alert_history", "mart.alert_dispatch_log", "mart.health_metrics", "mart.alerts"}
+_HISTORY = {"mart.alert_history", "mart.alert_dispatch_log", "mart.health_metrics", "mart.alerts",
+            "mart.diff_history", "mart.alert_sla"}
 _STATE = {"matching.line_state", "matching.input_state", "matching.context_state"}
 
 

@@ -31,7 +31,7 @@ SEQUENCES = 20
 # only the last one of a fresh rebuild: compared at the last as-of only.
 _PER_AS_OF = {"mart.health_metrics": "as_of"}
 _FIRST_SEEN = {"mart.alerts": "first_seen_as_of"}  # when the open alert was first raised: history too
-_HISTORY = {"mart.alert_history", "mart.alert_dispatch_log"}
+_HISTORY = {"mart.alert_history", "mart.alert_dispatch_log", "mart.diff_history", "mart.alert_sla"}
 _STATE = {"matching.line_state", "matching.input_state", "matching.context_state"}
 
 
