@@ -70,9 +70,10 @@ def _refuse_unless_cutoff_passed(period: str, as_of: datetime | None, cutoff_hou
     if as_of > cutoff:
         return
     when = f"封关时点 {cutoff:%Y-%m-%d %H:%M}，最近一次运行的评估时点 {as_of:%Y-%m-%d %H:%M}"
+    hint = "；请在封关后以晚于封关时点的 --as-of 运行 recon run，再封账"
     if cutoff_period(as_of, cutoff_hour) == period:
-        raise CloseError(f"期间 {period} 是当前未结束的期间（{when}），不能封账")
-    raise CloseError(f"期间 {period} 尚未过封关时点（{when}），不能封账")
+        raise CloseError(f"期间 {period} 是当前未结束的期间（{when}），不能封账{hint}")
+    raise CloseError(f"期间 {period} 尚未过封关时点（{when}），不能封账{hint}")
 
 
 def counted_orders(orders: pd.DataFrame, period: str) -> pd.DataFrame:
