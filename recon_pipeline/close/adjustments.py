@@ -27,11 +27,6 @@ LEDGER_COLUMNS = [
     "reason", "as_of", "original_version", "adjustment_type", "contract_no", "customer_name",
     "current_recognized_period",
 ]
-RECONCILIATION_COLUMNS = [
-    "period", "version", "salesperson_id", "closed_recognized_cents", "adjustments_cents", "live_recognized_cents",
-    "unexplained_cents", "closed_signed_cents", "live_signed_cents", "closed_collected_cents",
-    "live_collected_cents", "as_of",
-]
 KEY = ["order_id", "salesperson_id"]
 
 
@@ -42,20 +37,14 @@ def adjustment_id(original_period: str, version: int, order_id: str, salesperson
 
 @dataclass
 class AdjustmentPlan:
-    """What a run does to the ledger: keep some entries, replace the recomputable ones with `booked`."""
+    """What a run books: `booked` replaces the recomputable entries (the current period's); `kept` are
+    the entries of the orders planned that no run may change."""
 
     current_period: str
     kept: pd.DataFrame
     booked: pd.DataFrame
     skipped: str | None = None
     closes: list[tuple[str, int]] = field(default_factory=list)
-
-    @property
-    def ledger(self) -> pd.DataFrame:
-        frames = [frame for frame in (self.kept, self.booked) if not frame.empty]
-        if not frames:
-            return pd.DataFrame(columns=LEDGER_COLUMNS)
-        return pd.concat(frames, ignore_index=True)[LEDGER_COLUMNS]
 
 
 def _by_key(frame: pd.DataFrame, value: str) -> pd.Series:
@@ -143,40 +132,3 @@ def plan_adjustments(
                 "current_recognized_period": live_row["recognized_period"] if live_row and live_row["is_closed"] else None,
             })
     return AdjustmentPlan(current, kept, pd.DataFrame(booked, columns=LEDGER_COLUMNS), closes=closes)
-
-
-def reconcile(
-    plan: AdjustmentPlan,
-    closed_figures: pd.DataFrame,
-    live_summary: pd.DataFrame,
-    as_of: datetime,
-) -> pd.DataFrame:
-    """Per closed period version and salesperson: frozen + adjustments against the live summary (pure).
-
-    closed_figures: period_close rows (period, version, salesperson_id, *_cents); live_summary:
-    salesperson_period_summary (period, salesperson_id, *_cents).
-    """
-    ledger = plan.ledger
-    rows = []
-    for period, version in plan.closes:
-        closed = closed_figures[(closed_figures["period"] == period) & (closed_figures["version"] == version)]
-        closed = closed.set_index("salesperson_id")
-        live = live_summary[live_summary["period"] == period].set_index("salesperson_id")
-        adjustments = ledger[(ledger["original_period"] == period) & (ledger["original_version"] == version)]
-        adjusted = adjustments.groupby("salesperson_id")["amount_cents"].sum()
-        for salesperson_id in sorted(set(closed.index) | set(live.index) | set(adjusted.index)):
-            def figure(frame: pd.DataFrame, column: str) -> int:
-                return int(frame.at[salesperson_id, column]) if salesperson_id in frame.index else 0
-            closed_recognized, live_recognized = figure(closed, "recognized_cents"), figure(live, "recognized_cents")
-            adjustment = int(adjusted.get(salesperson_id, 0))
-            rows.append({
-                "period": period, "version": version, "salesperson_id": salesperson_id,
-                "closed_recognized_cents": closed_recognized, "adjustments_cents": adjustment,
-                "live_recognized_cents": live_recognized,
-                "unexplained_cents": live_recognized - closed_recognized - adjustment,
-                "closed_signed_cents": figure(closed, "signed_cents"), "live_signed_cents": figure(live, "signed_cents"),
-                "closed_collected_cents": figure(closed, "collected_cents"),
-                "live_collected_cents": figure(live, "collected_cents"),
-                "as_of": as_of,
-            })
-    return pd.DataFrame(rows, columns=RECONCILIATION_COLUMNS)

@@ -12,13 +12,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import duckdb
+import pandas as pd
 
-from recon_pipeline.as_of import as_naive_datetime
-from recon_pipeline.close.adjustments import AdjustmentPlan, plan_adjustments, reconcile
+from recon_pipeline.as_of import as_naive_datetime, cutoff_period
+from recon_pipeline.close.adjustments import AdjustmentPlan, plan_adjustments
 from recon_pipeline.close.freeze import CloseOutcome, close_due_periods
-from recon_pipeline.close.live import change_evidence, read_orders, read_summary
+from recon_pipeline.close.live import change_evidence, read_orders
 from recon_pipeline.close.periods import CloseSettings, period_states
-from recon_pipeline.close.tables import ensure_close_tables, read_closed_figures, read_frozen_orders, read_ledger
+from recon_pipeline.close.tables import ensure_close_tables, read_frozen_orders, read_ledger
 from recon_pipeline.money import format_yuan, sql_money
 
 
@@ -42,65 +43,126 @@ class CloseStageReport:
         return "封账: " + "；".join(parts)
 
 
+# Entries of the ledger no run may change: booked in an earlier period than the run's, or in a closed one.
+IMMUTABLE = "(booked_period < $current OR list_contains($closed_periods, booked_period))"
+
+
+def changed_orders(conn: duckdb.DuckDBPyConnection, current: str, closed_periods: list[str]) -> list[str]:
+    """Orders whose live recognized amount in a closed period differs from the close plus the
+    adjustments no run may change (SQL over the whole mart; usually none or a few)."""
+    rows = conn.execute(
+        f"""
+        WITH active AS (
+          SELECT period, version FROM close_active
+        ), live AS (
+          SELECT recognized_period AS period, order_id, salesperson_id, sum(contract_amount) AS amount
+          FROM mart.fct_order_reconciliation
+          WHERE is_closed AND salesperson_id IS NOT NULL AND recognized_period IN (SELECT period FROM active)
+          GROUP BY ALL
+        ), frozen AS (
+          SELECT o.period, o.order_id, o.salesperson_id, sum(o.recognized_amount) AS amount
+          FROM mart.period_close_orders o JOIN active USING (period, version) GROUP BY ALL
+        ), kept AS (
+          SELECT a.original_period AS period, a.order_id, a.salesperson_id, sum(a.amount) AS amount
+          FROM mart.period_adjustments a
+          JOIN active ON a.original_period = active.period AND a.original_version = active.version
+          WHERE {IMMUTABLE} GROUP BY ALL
+        ), keys AS (
+          SELECT period, order_id, salesperson_id FROM live UNION SELECT period, order_id, salesperson_id FROM frozen
+          UNION SELECT period, order_id, salesperson_id FROM kept
+        )
+        SELECT DISTINCT k.order_id FROM keys k
+        LEFT JOIN live l USING (period, order_id, salesperson_id)
+        LEFT JOIN frozen f USING (period, order_id, salesperson_id)
+        LEFT JOIN kept p USING (period, order_id, salesperson_id)
+        WHERE coalesce(l.amount, 0) - coalesce(f.amount, 0) - coalesce(p.amount, 0) <> 0
+        ORDER BY 1
+        """,
+        {"current": current, "closed_periods": closed_periods},
+    ).fetchall()
+    return [row[0] for row in rows]
+
+
+RECONCILIATION_SQL = """
+INSERT INTO mart.period_close_reconciliation
+WITH active AS (
+  SELECT period, version FROM close_active
+), closed AS (
+  SELECT c.* FROM mart.period_close c JOIN active USING (period, version)
+), adjusted AS (
+  SELECT original_period AS period, original_version AS version, salesperson_id, sum(amount) AS amount
+  FROM mart.period_adjustments GROUP BY ALL
+), live AS (
+  SELECT a.version, s.* FROM mart.salesperson_period_summary s JOIN active a USING (period)
+), people AS (
+  SELECT period, version, salesperson_id FROM closed
+  UNION SELECT period, version, salesperson_id FROM live
+  UNION SELECT period, version, salesperson_id FROM adjusted JOIN active USING (period, version)
+)
+SELECT p.period, p.version, p.salesperson_id,
+       coalesce(c.recognized_amount, 0), coalesce(a.amount, 0), coalesce(l.recognized_amount, 0),
+       coalesce(l.recognized_amount, 0) - coalesce(c.recognized_amount, 0) - coalesce(a.amount, 0),
+       coalesce(c.signed_amount, 0), coalesce(l.signed_amount, 0),
+       coalesce(c.collected_amount, 0), coalesce(l.collected_amount, 0), $as_of
+FROM people p
+LEFT JOIN closed c USING (period, version, salesperson_id)
+LEFT JOIN adjusted a USING (period, version, salesperson_id)
+LEFT JOIN live l USING (period, version, salesperson_id)
+ORDER BY p.period, p.version, p.salesperson_id
+"""
+
+
 def refresh_adjustments(conn: duckdb.DuckDBPyConnection, as_of: datetime, settings) -> AdjustmentPlan:
-    """Recompute the current period's adjustments against every closed period, and the reconciliation."""
+    """Recompute the current period's adjustments against every closed period, and the reconciliation.
+
+    The comparison runs in SQL over the whole mart; only the orders it finds changed are read
+    into Python (with their close snapshots and the facts behind the change) to be explained.
+    """
     as_of = as_naive_datetime(as_of)
     ensure_close_tables(conn)
     states = period_states(conn)
-    closed_periods = {p for p, s in states.items() if s.is_closed}
+    closed_periods = sorted(p for p, s in states.items() if s.is_closed)
     closes = [(p, s.version) for p, s in states.items() if s.is_closed]
-    frozen = read_frozen_orders(conn, "period_close_orders", closes)
-    excluded = read_frozen_orders(conn, "period_close_excluded_orders", closes)
-    ledger = read_ledger(conn)
-    # Only the orders a close can be about: frozen, listed as not counted, adjusted, or now counted in a closed month.
-    named = sorted(set(frozen["order_id"]) | set(excluded["order_id"]) | set(ledger["order_id"]))
-    live = read_orders(conn, order_ids=named, recognized_in=sorted(closed_periods))
-    touched = sorted(set(named) | set(live["order_id"]))
-    plan = plan_adjustments(
-        as_of=as_of, cutoff_hour=settings.cutoff_hour, closes=closes, closed_periods=closed_periods,
-        frozen=frozen, excluded=excluded, live=live, ledger=ledger, evidence=change_evidence(conn, touched),
-        tolerance_cents=int(settings.amount_tolerance * 100),
-    )
-    if plan.skipped:
-        return plan
-    reconciliation = reconcile(plan, read_closed_figures(conn), read_summary(conn, [p for p, _ in plan.closes]), as_of)
-    conn.execute("BEGIN TRANSACTION")
+    current = cutoff_period(as_of, settings.cutoff_hour)
+    active = [(p, v) for p, v in closes if p < current]
+    conn.register("close_active", pd.DataFrame(active, columns=["period", "version"]).astype({"version": "int64"}))
     try:
-        conn.execute(
-            "DELETE FROM mart.period_adjustments WHERE adjustment_id NOT IN (SELECT unnest($kept::VARCHAR[]))",
-            {"kept": list(plan.kept["adjustment_id"])},
+        changed = changed_orders(conn, current, closed_periods) if current not in closed_periods else []
+        ledger = read_ledger(conn)
+        plan = plan_adjustments(
+            as_of=as_of, cutoff_hour=settings.cutoff_hour, closes=closes, closed_periods=set(closed_periods),
+            frozen=read_frozen_orders(conn, "period_close_orders", closes, order_ids=changed),
+            excluded=read_frozen_orders(conn, "period_close_excluded_orders", closes, order_ids=changed),
+            live=read_orders(conn, order_ids=changed), ledger=ledger[ledger["order_id"].isin(changed)],
+            evidence=change_evidence(conn, changed), tolerance_cents=int(settings.amount_tolerance * 100),
         )
-        if not plan.booked.empty:
-            conn.register("close_booked", plan.booked)
-            conn.execute(
-                f"""
-                INSERT INTO mart.period_adjustments
-                SELECT adjustment_id, original_period, booked_period, order_id, salesperson_id, {sql_money('amount_cents')},
-                       reason, CAST(as_of AS TIMESTAMP), CAST(original_version AS INTEGER), adjustment_type,
-                       CAST(contract_no AS VARCHAR), CAST(customer_name AS VARCHAR),
-                       CAST(current_recognized_period AS VARCHAR)
-                FROM close_booked ORDER BY booked_period, original_period, order_id, salesperson_id
-                """
-            )
-            conn.unregister("close_booked")
-        conn.execute("DELETE FROM mart.period_close_reconciliation")
-        if not reconciliation.empty:
-            conn.register("close_reconciliation", reconciliation)
-            conn.execute(
-                f"""
-                INSERT INTO mart.period_close_reconciliation
-                SELECT period, CAST(version AS INTEGER), salesperson_id, {sql_money('closed_recognized_cents')},
-                       {sql_money('adjustments_cents')}, {sql_money('live_recognized_cents')}, {sql_money('unexplained_cents')},
-                       {sql_money('closed_signed_cents')}, {sql_money('live_signed_cents')},
-                       {sql_money('closed_collected_cents')}, {sql_money('live_collected_cents')}, CAST(as_of AS TIMESTAMP)
-                FROM close_reconciliation ORDER BY period, version, salesperson_id
-                """
-            )
-            conn.unregister("close_reconciliation")
-        conn.execute("COMMIT")
-    except Exception:
-        conn.execute("ROLLBACK")
-        raise
+        if plan.skipped:
+            return plan
+        conn.execute("BEGIN TRANSACTION")
+        try:
+            conn.execute(f"DELETE FROM mart.period_adjustments WHERE NOT {IMMUTABLE}",
+                         {"current": current, "closed_periods": closed_periods})
+            if not plan.booked.empty:
+                conn.register("close_booked", plan.booked)
+                conn.execute(
+                    f"""
+                    INSERT INTO mart.period_adjustments
+                    SELECT adjustment_id, original_period, booked_period, order_id, salesperson_id,
+                           {sql_money('amount_cents')}, reason, CAST(as_of AS TIMESTAMP),
+                           CAST(original_version AS INTEGER), adjustment_type, CAST(contract_no AS VARCHAR),
+                           CAST(customer_name AS VARCHAR), CAST(current_recognized_period AS VARCHAR)
+                    FROM close_booked ORDER BY booked_period, original_period, order_id, salesperson_id
+                    """
+                )
+                conn.unregister("close_booked")
+            conn.execute("DELETE FROM mart.period_close_reconciliation")
+            conn.execute(RECONCILIATION_SQL, {"as_of": as_of})
+            conn.execute("COMMIT")
+        except Exception:
+            conn.execute("ROLLBACK")
+            raise
+    finally:
+        conn.unregister("close_active")
     return plan
 
 

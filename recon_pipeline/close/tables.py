@@ -161,23 +161,29 @@ def snapshot_select() -> str:
     return ", ".join([*parts, "order_closed_at IS NOT NULL AS is_closed"])
 
 
-def read_frozen_orders(conn: duckdb.DuckDBPyConnection, table: str, closes: list[tuple[str, int]]) -> pd.DataFrame:
-    """Rows of period_close_orders / period_close_excluded_orders of the given (period, version)s, in cents."""
+def read_frozen_orders(conn: duckdb.DuckDBPyConnection, table: str, closes: list[tuple[str, int]],
+                       order_ids: list[str] | None = None) -> pd.DataFrame:
+    """Rows of period_close_orders / period_close_excluded_orders of the given (period, version)s, in
+    cents; only the given orders when `order_ids` is given."""
     value = (f"{sql_cents('recognized_amount')} AS recognized_cents" if table == "period_close_orders"
              else "reason")
-    select = snapshot_select()
     wanted = pd.DataFrame(closes, columns=["period", "version"]).astype({"version": "int64"})
+    orders = pd.DataFrame({"order_id": sorted(set(order_ids or []))}, dtype=object)
+    only = "AND t.order_id IN (SELECT order_id FROM close_orders_only)" if order_ids is not None else ""
     conn.register("close_versions_wanted", wanted)
+    conn.register("close_orders_only", orders)
     try:
         return conn.execute(
             f"""
-            SELECT t.period, t.version, t.order_id, t.salesperson_id, {value}, {select}
+            SELECT t.period, t.version, t.order_id, t.salesperson_id, {value}, {snapshot_select()}
             FROM mart.{table} t JOIN close_versions_wanted w ON t.period = w.period AND t.version = w.version
+            WHERE true {only}
             ORDER BY t.period, t.version, t.order_id
             """
         ).df()
     finally:
         conn.unregister("close_versions_wanted")
+        conn.unregister("close_orders_only")
 
 
 def read_ledger(conn: duckdb.DuckDBPyConnection) -> pd.DataFrame:
