@@ -46,7 +46,10 @@ Evidence = Mapping[str, Mapping[str, list[str]]]  # order_id -> {'reversed_write
 
 
 def _present(value: Any) -> bool:
-    return value is not None and not (isinstance(value, float) and value != value) and not pd.isna(value)
+    """Not None / NaN / NaT / NA (scalar checks only: this runs once per field of every order)."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return False
+    return not (isinstance(value, float) and value != value)
 
 
 def _cents(order: Order, column: str) -> int:
