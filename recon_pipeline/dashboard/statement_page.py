@@ -15,9 +15,8 @@ from recon_pipeline.as_of import last_closed_periods
 from recon_pipeline.close.export import statement_filename, statement_xlsx
 from recon_pipeline.close.periods import CloseError
 from recon_pipeline.close.statement import build_statement
+from recon_pipeline.dashboard.export import XLSX_MEDIA_TYPE
 from recon_pipeline.settings import Settings
-
-XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 def statement_link(salesperson_id: str, period: str | None = None, xlsx: bool = False) -> str:

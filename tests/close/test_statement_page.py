@@ -46,6 +46,12 @@ def test_statement_page_xlsx_and_close_status(close_warehouse, settings, clock):
         assert "%E4%B8%9A%E7%BB%A9%E7%A1%AE%E8%AE%A4%E5%8D%95_2025-02_S01.xlsx" in headers["Content-Disposition"]
         assert load_workbook(BytesIO(body)).active["A1"].value.startswith("业绩确认单 2025-02")
 
+        # 「我的业绩」 links to the statement of the period shown, and to its Excel file.
+        status, _, body = get(f"{base}/salespeople/S01?period=2025-03")
+        assert status == 200
+        assert "/salespeople/S01/statement?period=2025-03" in body.decode()
+        assert "/salespeople/S01/statement?period=2025-03&amp;format=xlsx" in body.decode()
+
         status, _, body = get(f"{base}/salespeople/S99/statement?period=2025-02")
         assert status == 404 and "没有销售 S99" in body.decode()
 
