@@ -229,7 +229,7 @@ def create_app(config: DashboardConfig) -> Starlette:
                 with open_reader() as reader:
                     as_of = queries.mart_as_of(reader)
                     view = pages.View(request, reader, as_of, config, user, scope_of(reader, user),
-                                      salesperson_names_of(reader))
+                                      salesperson_names_of(reader), publication.memo)
                     try:
                         context = builder(view, **request.path_params)
                     except pages.Export as wanted:
@@ -431,6 +431,8 @@ class Publication:
         self._conn: duckdb.DuckDBPyConnection | None = None
         self._columns: dict[str, set[str]] = {}
         self._version = 0
+        # Figures computed from this version alone (no landing overlay), by page and filters.
+        self.memo: dict[tuple, object] = {}
 
     def _current(self) -> tuple[duckdb.DuckDBPyConnection, str, dict]:
         try:
@@ -449,6 +451,7 @@ class Publication:
                 conn.execute(f"USE {catalog}")
                 self._conn, self._catalog, self._key = conn, catalog, key
                 self._columns = queries.published_columns(conn)
+                self.memo.clear()
             return self._conn, self._catalog, self._columns
 
     @contextmanager

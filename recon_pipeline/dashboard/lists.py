@@ -123,13 +123,15 @@ def salesperson_period_table(reader: MartReader, salesperson_id: str, period: st
     still open; with what it adds to each total and why it is or is not recognized."""
     signed = signed_at_sql(reader)
     tol = f"CAST({tolerance} AS DECIMAL(18,2))"
+    # The salesperson's own lines only (the mart carries the order's salesperson on each line).
+    own = "AND salesperson_id = ?" if reader.has_column(MATCHES, "salesperson_id") else ""
     collected = (
         f"""SELECT order_id, sum(allocated_amount) AS collected FROM {MATCHES}
-            WHERE order_id IS NOT NULL AND match_status IN {LINKED_STATUSES} AND txn_time > ? AND txn_time <= ?
+            WHERE order_id IS NOT NULL AND match_status IN {LINKED_STATUSES} AND txn_time > ? AND txn_time <= ? {own}
             GROUP BY 1"""
         if reader.has_column(MATCHES, "txn_time") else "SELECT NULL::VARCHAR AS order_id, NULL::DECIMAL(18,2) AS collected WHERE FALSE"
     )
-    params = [collected_after, collected_until] if reader.has_column(MATCHES, "txn_time") else []
+    params = [collected_after, collected_until] + ([salesperson_id] if own else []) if reader.has_column(MATCHES, "txn_time") else []
     customer = "o.customer_name" if reader.has_column(ORDERS, "customer_name") else "o.customer_id"
     sql = f"""
         WITH paid AS ({collected}),

@@ -49,6 +49,15 @@ class View:
     user: Account | None
     scope: Scope
     salesperson_names: dict[str, str] = field(default_factory=dict)
+    memo: dict = field(default_factory=dict)  # per publication version (app.Publication)
+
+    def remembered(self, key: tuple, compute):
+        """A figure of this publication version alone, computed once (bounded: a few hundred)."""
+        if key not in self.memo:
+            if len(self.memo) > 500:
+                self.memo.clear()
+            self.memo[key] = compute()
+        return self.memo[key]
 
     def param(self, name: str, default: str = "") -> str:
         return (self.request.query_params.get(name) or default).strip()[:100]
@@ -98,12 +107,14 @@ def overview(view: View) -> dict:
     if period is None:
         return context
     periods = formatting.trailing_periods(period, config.trend_periods)
-    trend = queries.period_trend(reader, filters, periods, config.cutoff_hour)
+    key = ("overview", period, filters, group_by)
+    trend = list(view.remembered(key + ("trend",), lambda: queries.period_trend(reader, filters, periods, config.cutoff_hour)))
     # The chart starts at the first period with any figure (a young warehouse has empty months).
     while len(trend) > 1 and not any(trend[0][k] for k in ("signed", "recognized", "collected")):
         trend.pop(0)
-    funnel = queries.lifecycle_funnel(reader, filters, config.amount_tolerance)
-    breakdown = queries.breakdown(reader, filters, group_by, period, config.cutoff_hour, config.row_limit)
+    funnel = view.remembered(key + ("funnel",), lambda: queries.lifecycle_funnel(reader, filters, config.amount_tolerance))
+    breakdown = [dict(row) for row in view.remembered(key + ("breakdown",), lambda: queries.breakdown(
+        reader, filters, group_by, period, config.cutoff_hour, config.row_limit))]
     for row in breakdown:
         narrowing = {"region": filters.region, "salesperson": filters.salesperson, "signed": period}
         narrowing[group_by] = row["grp"] or ""
@@ -216,13 +227,13 @@ def salesperson(view: View, salesperson_id: str) -> dict:
     table = lists.salesperson_period_table(reader, salesperson_id, period, collected_after, collected_until,
                                            config.amount_tolerance, view.region_name)
     page = view.paged(table, "period")
-    totals = reader.rows(
+    totals = view.remembered(("salesperson", salesperson_id, period), lambda: reader.rows(
         f"""SELECT coalesce(sum(signed_here), 0) AS signed, coalesce(sum(recognized_here), 0) AS recognized,
                    coalesce(sum(collected_here), 0) AS collected, count(*) AS orders,
                    count(*) FILTER (WHERE counted) AS counted
             FROM ({table.sql}) AS mine""",
         list(table.params),
-    )[0]
+    )[0])
     summary = reader.rows(
         "SELECT * FROM mart.salesperson_period_summary WHERE salesperson_id = ? AND period = ?", [salesperson_id, period]
     ) if reader.has("mart.salesperson_period_summary") else []
@@ -411,8 +422,18 @@ def review(view: View) -> dict:
         row["customer_name"] = names.get(row["customer_id"])
         row["key"] = (row["account_no"], row["txn_id"], row["customer_id"] or "", row["order_id"] or "")
     history = decision_history(view, made)
-    return {"table": table, "page": page, "made": made, "count": total - waiting_decided,
-            "amount": amount - decided_amount, "decided_now": waiting_decided, "history": history}
+    # An undo of a decision the last run already applied: pending again from the next run on.
+    undone = [list(k) for k, v in made.items() if v.get("decision") == "undo"]
+    reopened = 0
+    if undone:
+        still_suggested = reader.value(
+            f"""SELECT count(*) FROM ({table.sql}) AS q
+                WHERE list_contains(?::VARCHAR[][], [account_no, txn_id, coalesce(customer_id, ''), order_id])""",
+            [undone],
+        )
+        reopened = len(undone) - int(still_suggested or 0)
+    return {"table": table, "page": page, "made": made, "count": total - waiting_decided + reopened,
+            "amount": amount - decided_amount, "decided_now": waiting_decided, "reopened": reopened, "history": history}
 
 
 def json_text(evidence: dict) -> str | None:

@@ -241,8 +241,11 @@ def test_demo_acknowledged_alert_escalates_at_a_later_as_of_and_decisions_reach_
         assert int(level2[1]) >= int(level2[7]) >= 1  # items, of which overdue
         # Undo the confirmation: the next run treats the line as a suggestion again.
         visit(page, base + "/review", "demo-review-history")
+        before = int(page.get_by_test_id("queue-count").inner_text().split()[0])
         page.locator(f"[data-testid=history-table] tr[data-txn='{txn_id}']").get_by_role("button", name="撤销").click()
         page.wait_for_url("**/review?notice=**")
+        assert page.get_by_test_id("queue-count").inner_text() == f"{before + 1} 条"  # counted again at once
+        assert page.get_by_test_id("reopened").is_visible()
     recon("run", "--landing", str(landing), "--warehouse", str(warehouse), "--as-of", "2025-05-10T12:00:00")
     with duckdb.connect(str(published), read_only=True) as conn:
         again = {s for (s,) in conn.execute(
