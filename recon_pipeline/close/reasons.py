@@ -72,6 +72,12 @@ def _covered(order: Order, side: str, tolerance_cents: int) -> bool:
     return _cents(order, f"{side}_cents") >= _cents(order, "contract_cents") - tolerance_cents
 
 
+def _short(contract_cents: int, have_cents: int) -> str:
+    """'，还差 ¥x' when an amount falls short of the contract (the coverage rule may say "not yet"
+    for other reasons, e.g. an invoice dated after the as-of)."""
+    return f"，还差 {format_yuan(contract_cents - have_cents)}" if contract_cents > have_cents else ""
+
+
 def order_gaps(order: Order, tolerance_cents: int = 100) -> list[str]:
     """What an order still lacks to count (its open legs), in words; empty when all three are closed."""
     status = order.get("crm_status") or order.get("status")
@@ -87,9 +93,9 @@ def order_gaps(order: Order, tolerance_cents: int = 100) -> list[str]:
         contract = _cents(order, "contract_cents")
         invoiced, received = _cents(order, "invoiced_cents"), _cents(order, "received_cents")
         if not _covered(order, "invoiced", tolerance_cents):
-            gaps.append("发票未开" if invoiced <= 0 else f"发票未开足：已开 {format_yuan(invoiced)}，还差 {format_yuan(contract - invoiced)}")
+            gaps.append("发票未开" if invoiced <= 0 else f"发票未开足：已开 {format_yuan(invoiced)}{_short(contract, invoiced)}")
         if not _covered(order, "received", tolerance_cents):
-            gaps.append("未收到回款" if received <= 0 else f"回款未到足：已到 {format_yuan(received)}，还差 {format_yuan(contract - received)}")
+            gaps.append("未收到回款" if received <= 0 else f"回款未到足：已到 {format_yuan(received)}{_short(contract, received)}")
         if not any(gap.startswith(("发票", "回款", "未收到")) for gap in gaps):
             gaps.append("财务联未完成（开票与回款需覆盖合同金额）")
     return gaps

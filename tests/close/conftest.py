@@ -63,7 +63,7 @@ class CloseWarehouse:
         return {"order_id": order_id, "salesperson_id": salesperson_id, "contract_amount": amount,
                 "invoiced_amount": amount if finance else 0, "received_amount": amount if finance else 0,
                 "written_off_amount": amount if finance else 0, "sales": sales, "legal": legal, "finance": finance,
-                "crm_status": "signed" if sales else "draft"}
+                "invoiced_at": finance, "crm_status": "signed" if sales else "draft"}
 
     def set_order(self, order_id: str, **changes) -> None:
         if order_id not in self.orders:
@@ -81,6 +81,10 @@ class CloseWarehouse:
             for o in self.orders.values():
                 legs = [datetime.fromisoformat(t) if t else None for t in (o["sales"], o["legal"], o["finance"])]
                 legs = [t if t and t <= moment else None for t in legs]
+                invoiced_at = datetime.fromisoformat(o["invoiced_at"]) if o["invoiced_at"] else None
+                invoices_covered = invoiced_at if invoiced_at and invoiced_at <= moment and \
+                    o["invoiced_amount"] >= o["contract_amount"] else None
+                receipts_covered = legs[2] if o["received_amount"] >= o["contract_amount"] else None
                 if o["crm_status"] != "signed":
                     legs[0] = None
                 closed = max(legs) if all(legs) else None
@@ -91,7 +95,7 @@ class CloseWarehouse:
                     "?, '客户' || ?, '销售' || ?, ?, ?, ?, ?, ?)",
                     [o["order_id"], o["salesperson_id"], o["contract_amount"], o["invoiced_amount"], o["received_amount"],
                      o["written_off_amount"], *legs, closed is not None, period, status, "HT-" + o["order_id"],
-                     o["order_id"], o["salesperson_id"], o["crm_status"], closed, legs[2], legs[2], moment],
+                     o["order_id"], o["salesperson_id"], o["crm_status"], closed, invoices_covered, receipts_covered, moment],
                 )
             conn.execute(SUMMARY_VIEW, {"as_of": moment, "last_period": cutoff_period(moment, 16)})
         finally:
