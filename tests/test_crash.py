@@ -29,16 +29,18 @@ from aiosmtpd.controller import Controller
 pytestmark = pytest.mark.e2e
 
 RECON = Path(sys.executable).parent / "recon"
-CRASH_POINTS = [
-    "ingest:commit", "ingest:done",
-    "dbt:before_matching#3", "dbt_staging:done",
-    "matching:write", "matching:done",
-    "dbt:after_matching#5", "dbt_marts:done", "close:done",
-    "alerts:write", "alerts:done",
-    "publish:replace", "publish:done",
-    "notify:sent#2",
-]
-RANDOM_KILLS = 3  # kills from outside at seeded random moments of the run
+# Kill points in pipeline order, in chains: each chain starts from yesterday's warehouse, is
+# killed at each point in turn (every point lies at or after the one before, so the run after a
+# crash reaches it), then runs to the end and must equal the uninterrupted run.
+CRASH_CHAINS = {
+    "ingest": ["ingest:commit", "ingest:done"],
+    "dbt_staging": ["dbt:before_matching#3", "dbt_staging:done"],
+    "matching": ["matching:write", "matching:done"],
+    "dbt_marts": ["dbt:after_matching#5", "dbt_marts:done", "close:done"],
+    "alerts": ["alerts:write", "alerts:done"],
+    "publish_notify": ["publish:replace", "publish:done", "notify:sent#2"],
+}
+RANDOM_KILLS = 3  # kills from outside at seeded random moments of the run, one after another
 
 
 class Mailbox:
@@ -136,19 +138,20 @@ def scenario(tmp_path_factory, smtp):
     }
 
 
-def crash_then_rerun(scenario, smtp, tmp_path, **crash) -> None:
+def crash_then_rerun(scenario, smtp, tmp_path, kills: list[dict]) -> None:
     box, port = smtp
     box.received.clear()
     work = tmp_path / "wh"
     shutil.copytree(scenario["before"].parent, work)
     warehouse, published = work / "recon.duckdb", work / "recon.published.duckdb"
 
-    killed = recon_run(scenario["landing"], warehouse, scenario["today"], port, **crash)
-    # A crash point must be reached; a kill from outside may come after a fast run finished.
-    allowed = (-signal.SIGKILL,) if "crash" in crash else (-signal.SIGKILL, 0)
-    assert killed.returncode in allowed, f"not killed ({killed.returncode}): {killed.stderr[-500:]}"
-    # Readers only ever see a whole publication: yesterday's, or today's.
-    assert published_version(published) in (scenario["yesterday_published"], scenario["published"])
+    for crash in kills:
+        killed = recon_run(scenario["landing"], warehouse, scenario["today"], port, **crash)
+        # A crash point must be reached; a kill from outside may come after a fast run finished.
+        allowed = (-signal.SIGKILL,) if "crash" in crash else (-signal.SIGKILL, 0)
+        assert killed.returncode in allowed, f"{crash}: not killed ({killed.returncode}): {killed.stderr[-500:]}"
+        # Readers only ever see a whole publication: yesterday's, or today's.
+        assert published_version(published) in (scenario["yesterday_published"], scenario["published"])
 
     rerun = recon_run(scenario["landing"], warehouse, scenario["today"], port)
     assert rerun.returncode == 0, rerun.stderr
@@ -160,15 +163,15 @@ def crash_then_rerun(scenario, smtp, tmp_path, **crash) -> None:
     received = sorted(box.received)
     assert sorted(set(received)) == scenario["mails"]
     duplicates = len(received) - len(set(received))
-    assert duplicates == (1 if crash.get("crash", "").startswith("notify:sent") else 0)
+    assert duplicates == sum(1 for crash in kills if crash.get("crash", "").startswith("notify:sent"))
 
 
-@pytest.mark.parametrize("point", CRASH_POINTS)
-def test_killed_at_a_crash_point_then_rerun_gives_the_uninterrupted_warehouse(scenario, smtp, tmp_path, point):
-    crash_then_rerun(scenario, smtp, tmp_path, crash=point)
+@pytest.mark.parametrize("chain", CRASH_CHAINS)
+def test_killed_at_each_crash_point_then_rerun_gives_the_uninterrupted_warehouse(scenario, smtp, tmp_path, chain):
+    crash_then_rerun(scenario, smtp, tmp_path, [{"crash": point} for point in CRASH_CHAINS[chain]])
 
 
-@pytest.mark.parametrize("seed", range(RANDOM_KILLS))
-def test_killed_at_a_random_moment_then_rerun_gives_the_uninterrupted_warehouse(scenario, smtp, tmp_path, seed):
-    moment = random.Random(seed).uniform(0.1, 0.9) * scenario["duration"]
-    crash_then_rerun(scenario, smtp, tmp_path, kill_after=moment)
+def test_killed_at_random_moments_then_rerun_gives_the_uninterrupted_warehouse(scenario, smtp, tmp_path):
+    rng = random.Random(20261201)
+    moments = [rng.uniform(0.1, 0.9) * scenario["duration"] for _ in range(RANDOM_KILLS)]
+    crash_then_rerun(scenario, smtp, tmp_path, [{"kill_after": moment} for moment in moments])
