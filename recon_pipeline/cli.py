@@ -411,7 +411,8 @@ def rebuild(
         if from_backup is not None:
             stats = restore_warehouse(from_backup, warehouse, force=True)
             out.print(f"已从备份恢复 {stats.tables} 张表、{stats.rows} 行", highlight=False)
-        result = run_pipeline(landing, warehouse, moment, settings, echo=lambda line: out.print(line, highlight=False))
+        result = run_pipeline(landing, warehouse, moment, settings, echo=lambda line: out.print(line, highlight=False),
+                              full_refresh=True)  # nothing of the old run state is trusted
     except (PipelineError, RecoveryError, AsOfError, FileNotFoundError) as exc:
         fail(str(exc))
     print_run_summary(result, out)
