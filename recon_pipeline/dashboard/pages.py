@@ -136,7 +136,8 @@ def overview(view: View) -> dict:
 
 def search_page(view: View) -> dict:
     text = view.param("q")
-    result = search.search(view.reader, text, view.scope, view.config.amount_tolerance)
+    payer_names = view.remembered(("learned_payer_names",), lambda: search.learned_payer_names(view.reader))
+    result = search.search(view.reader, text, view.scope, view.config.amount_tolerance, payer_names)
     return {"q": text, "result": result}
 
 

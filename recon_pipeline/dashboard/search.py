@@ -1,6 +1,7 @@
 """Search from every page: an order ID however it is written (`25sz300`, `25-SZ-00300`,
-`订单25SZ00300`), a contract number, a customer's name, alias or credit code, a salesperson,
-a bank transaction id or payer, an amount (`12345.67`, `¥12,345.67`, `1.2万`).
+`订单25SZ00300`), a contract number, an invoice, legal archive or write-off number, a customer's
+name, alias, credit code or a payer name finance confirmed for it, a salesperson, a bank
+transaction id or payer, an amount (`12345.67`, `¥12,345.67`, `1.2万`, `6.264万`).
 
 Order IDs are read with the matching engine's memo parser (matching/memo.py), so the search
 understands exactly the forms the engine does. Every group is limited and scoped to what the
@@ -22,7 +23,10 @@ from recon_pipeline.matching.memo import order_ids_in_memo
 ORDERS = "mart.fct_order_reconciliation"
 MATCHES = "mart.fct_receipt_matches"
 LIMIT = 20
-_AMOUNT = re.compile(r"^[¥￥]?\s*(?P<number>[0-9][0-9,]*(\.[0-9]{1,2})?)\s*(?P<wan>万)?\s*元?$")
+_AMOUNT = re.compile(r"^[¥￥]?\s*(?P<number>[0-9][0-9,]*(\.(?P<decimals>[0-9]+))?)\s*(?P<wan>万)?\s*元?$")
+# A document number typed into the search box finds its order (exact, case-insensitive).
+DOCUMENTS = (("mart.fct_invoices", "invoice_no"), ("mart.fct_legal_archive", "archive_no"),
+             ("mart.fct_writeoffs", "writeoff_id"))
 
 
 @dataclass
@@ -34,6 +38,7 @@ class SearchResult:
     customers: list[dict] = field(default_factory=list)
     salespeople: list[dict] = field(default_factory=list)
     receipts: list[dict] = field(default_factory=list)
+    payer_names: dict[str, list[str]] = field(default_factory=dict)  # customer -> confirmed payer names found
 
     @property
     def empty(self) -> bool:
@@ -42,7 +47,8 @@ class SearchResult:
 
 def parse_amount(text: str) -> Decimal | None:
     match = _AMOUNT.match(text.replace(" ", ""))
-    if not match:
+    # Cents at most: two decimals of yuan, six of 万 (6.264万 = 62,640.00).
+    if not match or len(match["decimals"] or "") > (6 if match["wan"] else 2):
         return None
     try:
         value = Decimal(match["number"].replace(",", ""))
@@ -55,7 +61,27 @@ def normalized(text: str) -> str:
     return unicodedata.normalize("NFKC", text).strip()[:100]
 
 
-def search(reader: MartReader, raw_text: str, scope: Scope, tolerance: Decimal = Decimal("0.00")) -> SearchResult:
+def learned_payer_names(reader: MartReader) -> list[tuple[str, str]]:
+    """(customer, payer name) pairs finance confirmed where the payer's name is not the
+    customer's registered one: the aliases the matching engine learned. Distinct pairs of the
+    whole bank, so the caller computes them once per publication."""
+    if not (reader.has(MATCHES) and reader.has_column(MATCHES, "counterparty_name")):
+        return []
+    registered = ("LEFT JOIN mart.dim_customers c ON c.customer_id = m.customer_id" if reader.has("mart.dim_customers")
+                  else "LEFT JOIN (SELECT NULL::VARCHAR AS customer_id, NULL::VARCHAR AS customer_name) c ON FALSE")
+    return [tuple(row) for row in reader.conn.execute(
+        f"""SELECT DISTINCT m.customer_id, m.counterparty_name FROM {MATCHES} m {registered}
+            WHERE m.match_status = 'confirmed' AND m.customer_id IS NOT NULL AND m.counterparty_name IS NOT NULL
+              AND m.counterparty_name IS DISTINCT FROM c.customer_name
+            ORDER BY 1, 2"""
+    ).fetchall()]
+
+
+def search(
+    reader: MartReader, raw_text: str, scope: Scope, tolerance: Decimal = Decimal("0.00"),
+    payer_names: list[tuple[str, str]] | None = None,
+) -> SearchResult:
+    """`payer_names`: learned_payer_names() of this publication (computed here if not given)."""
     text = normalized(raw_text)
     result = SearchResult(text=text)
     if not text:
@@ -65,7 +91,12 @@ def search(reader: MartReader, raw_text: str, scope: Scope, tolerance: Decimal =
     like = f"%{text}%"
     if reader.has(ORDERS):
         result.orders = _orders(reader, text, like, result, scope, tolerance)
-    result.customers = _customers(reader, text, like, scope)
+    if len(text) >= 2 and not result.order_ids and result.amount is None:
+        folded = text.casefold()
+        for customer_id, name in learned_payer_names(reader) if payer_names is None else payer_names:
+            if folded in name.casefold():
+                result.payer_names.setdefault(customer_id, []).append(name)
+    result.customers = _customers(reader, text, like, scope, list(result.payer_names))
     result.salespeople = _salespeople(reader, like, scope)
     if reader.has(MATCHES):
         # Payer names are searched only for words: an order ID or an amount is looked up as such
@@ -84,6 +115,10 @@ def _orders(reader, text, like, result, scope, tolerance) -> list[dict]:
         if reader.has_column(ORDERS, optional) and len(text) >= 2:
             hits.append(f"o.{optional} ILIKE ?")
             params.append(like)
+    for table, number in DOCUMENTS:
+        if reader.has_column(table, number) and len(text) >= 4:
+            hits.append(f"o.order_id IN (SELECT order_id FROM {table} WHERE upper({number}) = upper(?))")
+            params.append(text)
     if result.amount is not None:
         hits.append("(abs(o.contract_amount - ?) <= ? OR abs(o.outstanding_amount - ?) <= ?)")
         params += [result.amount, tolerance, result.amount, tolerance]
@@ -101,12 +136,12 @@ def _orders(reader, text, like, result, scope, tolerance) -> list[dict]:
     )
 
 
-def _customers(reader, text, like, scope) -> list[dict]:
+def _customers(reader, text, like, scope, by_payer_name: list[str]) -> list[dict]:
     table = "mart.dim_customers" if reader.has("mart.dim_customers") else (
         "mart.customer_collection_health" if reader.has("mart.customer_collection_health") else None)
     if table is None or len(text) < 2:
         return []
-    hits, params = ["c.customer_name ILIKE ?", "c.customer_id = ?"], [like, text]
+    hits, params = ["c.customer_name ILIKE ?", "c.customer_id = ?", "c.customer_id = ANY(?::VARCHAR[])"], [like, text, by_payer_name]
     for optional, exact in (("aliases", False), ("credit_code", True)):
         if reader.has_column(table, optional):
             hits.append(f"upper(c.{optional}) = upper(?)" if exact else f"c.{optional} ILIKE ?")

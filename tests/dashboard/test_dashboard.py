@@ -11,6 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
+import duckdb
 import openpyxl
 import pytest
 
@@ -73,6 +74,8 @@ def test_evidence_is_told_in_words_with_its_risks():
 def test_search_reads_amounts_as_finance_types_them():
     assert parse_amount("¥12,345.67") == Decimal("12345.67")
     assert parse_amount("8万") == Decimal("80000.00")
+    assert parse_amount("6.264万") == Decimal("62640.00") and parse_amount("1.23456万元") == Decimal("12345.60")
+    assert parse_amount("12345.678") is None  # no such amount: cents at most
     assert parse_amount("25sz300") is None
 
 
@@ -131,6 +134,19 @@ def test_search_finds_an_order_from_a_mangled_id_and_everything_else(config):
     assert "T007" in found["¥12,345.67"]  # amount of a receipt
     assert 'href="/orders/25BJ00003"' in found["8万"]  # 80,000 contract
     assert 'href="/salespeople/S01"' in found["张三"]
+
+
+def test_search_finds_an_order_from_its_documents_and_a_customer_from_a_payer_name_finance_confirmed(config):
+    with duckdb.connect(str(config.published_path)) as conn:  # a payer finance confirmed under another name
+        conn.execute("UPDATE mart.fct_receipt_matches SET match_status = 'confirmed', counterparty_name = '康健器械广州分部' "
+                     "WHERE txn_id = 'T004'")
+    with running_dashboard(config) as base:
+        client = Client(base)
+        found = {q: client.get(f"/search?q={q}")[1] for q in ("inv-004r", "GD-005", "康健器械", "3.0万")}
+    assert 'href="/orders/25BJ00004"' in found["inv-004r"]  # a red-letter invoice's number
+    assert 'href="/orders/25GZ00005"' in found["GD-005"]  # a legal archive number
+    assert 'href="/customers/C003"' in found["康健器械"] and "财务确认过的付款户名：康健器械广州分部" in found["康健器械"]
+    assert "T004" in found["3.0万"]
 
 
 def test_a_salespersons_page_says_for_each_order_whether_it_counts_and_why(config):
