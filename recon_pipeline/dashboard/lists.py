@@ -410,3 +410,40 @@ def review_table(reader: MartReader) -> Table:
 
 
 RECEIPT_STATUS = _label(MATCH_STATUSES)
+
+
+# ---------------------------------------------------------------- a customer's receipts
+
+
+def customer_receipts_table(reader: MartReader, customer_id: str, scope: Scope) -> Table:
+    """Every bank line linked or suggested to the customer, one row per order it pays (a line
+    split over two orders is two rows). A salesperson or manager sees the lines of their own
+    orders (and the customer's lines not yet on any order)."""
+    m = MATCHES
+    scope_sql, scope_params = "TRUE", []
+    if not scope.everything and reader.has_column(m, "salesperson_id"):
+        own_sql, scope_params = scope.sql("m.salesperson_id")
+        scope_sql = f"(m.order_id IS NULL OR {own_sql})"
+    sql = f"""
+        SELECT {reader.column(m, 'txn_time', prefix='m')}, m.txn_id, m.account_no,
+               {reader.column(m, 'counterparty_name', prefix='m')}, {reader.column(m, 'counterparty_account', prefix='m')},
+               coalesce({'m.amount' if reader.has_column(m, 'amount') else 'NULL'}, m.allocated_amount) AS amount,
+               m.allocated_amount, m.order_id, m.match_method, m.match_score, m.match_status,
+               {reader.column(m, 'memo', prefix='m')}
+        FROM {m} m WHERE m.customer_id = ? AND {scope_sql}"""
+    columns = (
+        Column("txn_time", "到账时间", "datetime"),
+        Column("txn_id", "流水号"),
+        Column("account_no", "本方账号"),
+        Column("counterparty_name", "付款户名"),
+        Column("counterparty_account", "付款账号"),
+        Column("amount", "到账金额", "money"),
+        Column("allocated_amount", "分配到订单", "money"),
+        Column("order_id", "订单号", link="/orders/{order_id}"),
+        Column("match_method", "识别方式", display=_label(MATCH_METHODS)),
+        Column("match_score", "得分", "score"),
+        Column("match_status", "状态", display=RECEIPT_STATUS),
+        Column("memo", "附言"),
+    )
+    return Table("客户到账", columns, sql, (customer_id, *scope_params), default_sort="txn_time", default_desc=True,
+                 tiebreak=("account_no", "txn_id", "order_id"), page_size=25, prefix="r_")

@@ -67,7 +67,7 @@ class View:
 
     def paged(self, table: Table, *filter_names: str) -> Page:
         fmt = self.param("format")
-        if fmt in ("xlsx", "csv"):
+        if fmt in ("xlsx", "csv") and self.param("table") == table.prefix:
             raise Export(table, fmt)
         return fetch_page(self.reader, table, self.request.query_params, self.filters(*filter_names))
 
@@ -200,7 +200,9 @@ def customer(view: View, customer_id: str) -> dict:
     table = lists.orders_table(view.reader, lists.OrderQuery(customer=customer_id, scope=view.scope),
                                view.region_name, view.salesperson_names)
     page = view.paged(table)
-    return {**found, "table": table, "page": page}
+    receipts = lists.customer_receipts_table(view.reader, customer_id, view.scope) if view.reader.has(lists.MATCHES) else None
+    return {**found, "table": table, "page": page,
+            "receipts_table": receipts, "receipts_page": view.paged(receipts) if receipts else None}
 
 
 # ---------------------------------------------------------------- salespeople

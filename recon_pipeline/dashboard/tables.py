@@ -4,7 +4,8 @@ A `Table` is a query (every column it shows is a column of the query) and its co
 their Chinese headers and kinds. The page shows `page_size` rows sorted by a column the user
 picked (`?sort=<key>&dir=asc|desc&page=N`, validated against the table's own columns, so no
 user text reaches the SQL); the export (`?format=xlsx|csv`) runs the same query with the same
-filters and order, without the page limit.
+filters and order, without the page limit. A second table on the same page takes a `prefix`
+for its own parameters (`?r_sort=...&r_page=2`) and is exported with `?table=<prefix>`.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class Table:
     default_desc: bool = False
     tiebreak: tuple[str, ...] = ()  # columns that make the order total (stable paging)
     page_size: int = PAGE_SIZE
+    prefix: str = ""  # query parameter prefix of a second table on one page
 
     def column(self, key: str) -> Column | None:
         return next((c for c in self.columns if c.key == key), None)
@@ -62,6 +64,7 @@ class Page:
     sort: str
     desc: bool
     query: dict[str, str] = field(default_factory=dict)  # the current filters, kept in links
+    prefix: str = ""  # Table.prefix
 
     @property
     def count(self) -> int:
@@ -77,14 +80,16 @@ class Page:
 
     def url(self, **changes: Any) -> str:
         """This page's address with some parameters changed (None removes one)."""
-        params = {**self.query, "sort": self.sort, "dir": "desc" if self.desc else "asc", "page": str(self.number)}
+        p = self.prefix
+        params = {**self.query, p + "sort": self.sort, p + "dir": "desc" if self.desc else "asc", p + "page": str(self.number)}
         for key, value in changes.items():
+            key = p + key if key in ("sort", "dir", "page") else key
             if value is None:
                 params.pop(key, None)
             else:
                 params[key] = str(value)
-        if params.get("page") == "1":
-            params.pop("page")
+        if params.get(p + "page") == "1":
+            params.pop(p + "page")
         return "?" + urlencode({k: v for k, v in params.items() if v != ""})
 
     def sort_url(self, key: str) -> str:
@@ -94,13 +99,13 @@ class Page:
         return self.url(sort=key, dir="asc", page=1)
 
     def export_url(self, fmt: str) -> str:
-        return self.url(format=fmt, page=None)
+        return self.url(format=fmt, page=None, table=self.prefix or None)
 
 
 def sort_choice(table: Table, params: Mapping[str, str]) -> tuple[str, bool]:
-    column = table.column(params.get("sort", ""))
+    column = table.column(params.get(table.prefix + "sort", ""))
     sort = column.key if column and column.sortable else table.default_sort
-    direction = params.get("dir", "")
+    direction = params.get(table.prefix + "dir", "")
     desc = direction == "desc" if direction in ("asc", "desc") else (table.default_desc if sort == table.default_sort else False)
     return sort, desc
 
@@ -112,14 +117,15 @@ def fetch_page(reader, table: Table, params: Mapping[str, str], query: Mapping[s
     total = int(reader.value(f"SELECT count(*) FROM ({table.sql}) AS counted", list(table.params)) or 0)
     pages = max(1, -(-total // size))
     try:
-        number = min(max(int(params.get("page", "1")), 1), pages)
+        number = min(max(int(params.get(table.prefix + "page", "1")), 1), pages)
     except ValueError:
         number = 1
     rows = reader.rows(
         f"SELECT * FROM ({table.sql}) AS shown ORDER BY {table.order_by(sort, desc)} LIMIT ? OFFSET ?",
         list(table.params) + [size, (number - 1) * size],
     )
-    return Page(rows=rows, total=total, number=number, size=size, sort=sort, desc=desc, query=dict(query))
+    return Page(rows=rows, total=total, number=number, size=size, sort=sort, desc=desc, query=dict(query),
+                prefix=table.prefix)
 
 
 def export_rows(reader, table: Table, params: Mapping[str, str], batch: int = 10_000) -> Iterator[tuple]:

@@ -94,6 +94,8 @@ def test_search_then_drill_down_from_order_to_customer_to_salesperson(page, conf
         page.locator("main .kpi a", has_text="上海星辰制造有限公司").click()
         page.wait_for_url("**/customers/C001")
         assert page.get_by_test_id("aliases").inner_text() == "星辰制造"
+        receipts = {row[1]: row for row in cells(page, "[data-testid=customer-receipts]")}
+        assert set(receipts) == {"T001", "T002", "T008"} and receipts["T002"][10] == "财务已确认"
         visit(page, page.url, "customer")
         page.locator("main dd a", has_text="张三").click()
         page.wait_for_url("**/salespeople/S01")

@@ -188,6 +188,21 @@ def test_an_export_opens_in_excel_with_chinese_headers_numbers_and_inert_formula
     assert len(diff_sheet) == 1 + 4 and diff_sheet[0][0] == "差异类型"
 
 
+def test_a_customers_page_lists_each_receipt_and_exports_it_apart_from_the_orders(config):
+    with running_dashboard(config) as base:
+        client = Client(base)
+        status, body, _ = client.get("/customers/C002?r_sort=amount&r_dir=desc")
+        receipts = client.get_bytes("/customers/C002?format=xlsx&table=r_")[1]
+        orders = client.get_bytes("/customers/C002?format=xlsx")[1]
+    assert status == 200
+    shown = body[body.index('data-testid="customer-receipts"'):]
+    assert shown.index("T003") < shown.index("T005")  # ¥120,000 before ¥80,000
+    assert "待财务确认" in shown and 'href="?r_sort=amount&amp;r_dir=asc' in shown  # its own sort keys
+    rows = list(openpyxl.load_workbook(io.BytesIO(receipts)).active.iter_rows(values_only=True))
+    assert rows[0][:3] == ("到账时间", "流水号", "本方账号") and sorted(r[1] for r in rows[1:]) == ["T003", "T005"]
+    assert list(openpyxl.load_workbook(io.BytesIO(orders)).active.iter_rows(values_only=True))[0][0] == "订单号"
+
+
 def test_long_tables_page_and_sort(config):
     with running_dashboard(config) as base:
         client = Client(base)
