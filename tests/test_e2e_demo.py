@@ -126,3 +126,49 @@ def test_matching_meets_the_issue_targets_on_demo_data(demo_run):
     root, warehouse, _ = demo_run
     report = evaluate(links_from_warehouse(str(warehouse)), truth(root, "bank_truth.csv"))
     assert report.meets_targets(), report.text()
+
+
+def test_issue_12_cases_on_demo_data(demo_run):
+    """Branches and head offices, refunds of over-payments, persons, parents and payment agents
+    paying with the order ID, deposits and bonds, English names: each tag of the demo's truth."""
+    from recon_pipeline.demo.bank import ISSUE_CASES
+    from recon_pipeline.matching.evaluation import evaluate, links_from_warehouse
+
+    root, warehouse, _ = demo_run
+    scored = evaluate(links_from_warehouse(str(warehouse)), truth(root, "bank_truth.csv")).scored
+    by_tag = {tag: scored[scored["variant"] == tag] for tag in ISSUE_CASES}
+    assert all(len(rows) >= 3 for rows in by_tag.values()), {t: len(r) for t, r in by_tag.items()}
+    wrong = scored[scored["linked"] & ~scored["right_customer"]]
+    assert wrong.empty, wrong[["txn_id", "variant", "true_customer_id", "customer_id"]].to_string()
+    for tag in ("branch_office", "memo_other_payer", "payment_agent", "latin_name", "refund_overpayment"):
+        rows = by_tag[tag]
+        assert (rows["linked"] & rows["right_customer"]).all(), tag
+    assert by_tag["refund_overpayment"]["allocation_correct"].all()  # the surplus, not the order
+    assert not by_tag["person_not_alias"]["linked"].any()
+    branch_payer = by_tag["branch_payer"]
+    assert (branch_payer["linked"] == (branch_payer["memo_form"] == "clean")).all()
+    deposits = by_tag["non_sales_memo"]
+    assert not deposits["suggested"].any()
+    assert deposits.loc[deposits["has_customer"], "allocation_correct"].all()  # the customer's, unapplied
+
+
+def test_two_runs_on_the_same_inputs_write_the_same_warehouse(demo_run, tmp_path):
+    from recon_pipeline.demo.clock import AS_OF
+
+    root, warehouse, _ = demo_run
+    again = tmp_path / "again.duckdb"
+    result = subprocess.run(
+        [sys.executable, "-m", "recon_pipeline.cli", "run", "--landing", str(root / "landing"),
+         "--warehouse", str(again), "--as-of", AS_OF], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    with duckdb.connect(str(warehouse), read_only=True) as first:
+        tables = first.execute(
+            "SELECT table_schema || '.' || table_name FROM information_schema.tables "
+            "WHERE table_schema IN ('matching', 'mart') ORDER BY 1").fetchall()
+    assert len(tables) > 5
+    with duckdb.connect(str(again)) as conn:
+        conn.execute(f"ATTACH '{warehouse}' AS first (READ_ONLY)")
+        for (table,) in tables:
+            for a, b in ((table, f"first.{table}"), (f"first.{table}", table)):
+                differing = conn.execute(f"SELECT count(*) FROM (SELECT * FROM {a} EXCEPT ALL SELECT * FROM {b})").fetchone()[0]
+                assert differing == 0, f"{table}: {differing} rows differ between two runs"

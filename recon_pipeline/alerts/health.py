@@ -2,6 +2,10 @@
 
 Everything is evaluated at the run's as-of (a naive local datetime), never the wall clock.
 Counts and ratios are compared exactly (integers, `Fraction`), money stays in integer cents.
+Averages are computed from integer sums (milliseconds) and counts and rounded half-up to a
+stated scale (`DELAY_DAYS_SCALE`, `HOURS_SCALE`), never aggregated in floating point: the
+order in which a parallel aggregate adds floats changes its last digits, and two runs on the
+same inputs must write the same warehouse, bit for bit.
 
 Reads: staging.stg_bank_transactions, staging.stg_crm_contracts, staging.stg_legal_archive,
 staging.stg_customers and mart.fct_receipt_matches (order_id, allocated_amount, match_status,
@@ -12,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 from typing import Any
 
@@ -24,6 +28,22 @@ from recon_pipeline.money import cents_to_decimal
 from recon_pipeline.settings import Settings
 
 LINKED_STATUSES = ("auto_linked", "confirmed")
+DELAY_DAYS_SCALE = 2  # mart.customer_collection_health.avg_delay_days_*: DECIMAL(10,2) days
+HOURS_SCALE = 2  # avg_approval_hours, hours_to_cutoff: two decimals
+_MS_PER_HOUR = 3_600_000
+_MS_PER_DAY = 24 * _MS_PER_HOUR
+
+
+def exact_average(total: int, count: int, unit: int, scale: int) -> Decimal | None:
+    """total / count / unit rounded half-up (away from zero) to `scale` decimals, exactly
+    (None: nothing to average)."""
+    if not count:
+        return None
+    scaled = Fraction(int(total), int(count) * unit) * 10**scale
+    whole, rest = divmod(abs(scaled.numerator), scaled.denominator)
+    if 2 * rest >= scaled.denominator:
+        whole += 1
+    return Decimal(whole if scaled >= 0 else -whole).scaleb(-scale)
 HEALTH_METRIC_COLUMNS = ["as_of", "metric", "value", "threshold", "status"]
 COLLECTION_HEALTH_COLUMNS = [
     "as_of",
@@ -112,19 +132,19 @@ def stalled_approvals(conn: duckdb.DuckDBPyConnection, as_of: datetime, settings
     ).df()
 
 
-def average_approval_hours(conn: duckdb.DuckDBPyConnection, as_of: datetime, window_days: int) -> float | None:
-    """Mean submit-to-decision hours of approvals decided in (as_of - window, as_of]."""
-    value = conn.execute(
+def average_approval_hours(conn: duckdb.DuckDBPyConnection, as_of: datetime, window_days: int) -> Decimal | None:
+    """Mean submit-to-decision hours of approvals decided in (as_of - window, as_of], to HOURS_SCALE decimals."""
+    total, count = conn.execute(
         """
-        SELECT avg(epoch(approval_updated_at - approval_submitted_at)) / 3600
+        SELECT CAST(sum(epoch_ms(approval_updated_at) - epoch_ms(approval_submitted_at)) AS BIGINT), count(*)
         FROM staging.stg_crm_contracts
         WHERE approval_status IN ('approved', 'rejected')
           AND approval_submitted_at IS NOT NULL AND approval_updated_at >= approval_submitted_at
           AND approval_updated_at > ? AND approval_updated_at <= ?
         """,
         [as_of - timedelta(days=window_days), as_of],
-    ).fetchone()[0]
-    return None if value is None else float(value)
+    ).fetchone()
+    return exact_average(total or 0, count, _MS_PER_HOUR, HOURS_SCALE)
 
 
 # --- customer collection health ------------------------------------------------------------
@@ -189,10 +209,10 @@ def _collection_rows(conn: duckdb.DuckDBPyConnection, as_of: datetime, settings:
         delays AS (
           SELECT w.window_no, o.customer_id,
                  CASE WHEN o.paid_at >= w.start_at AND o.paid_at < w.end_at
-                        THEN date_diff('second', o.signed_at, o.paid_at)
+                        THEN epoch_ms(o.paid_at) - epoch_ms(o.signed_at)
                       WHEN (o.paid_at IS NULL OR o.paid_at >= w.end_at) AND o.signed_at < w.start_at
-                        THEN date_diff('second', o.signed_at, w.end_at)
-                 END AS delay_seconds,
+                        THEN epoch_ms(w.end_at) - epoch_ms(o.signed_at)
+                 END AS delay_ms,
                  CASE WHEN o.signed_at >= w.start_at AND o.signed_at < w.end_at THEN 1 ELSE 0 END AS signed_here,
                  CASE WHEN o.signed_at >= w.start_at AND o.signed_at < w.end_at THEN o.amount_cents ELSE 0 END
                    AS signed_cents_here
@@ -205,8 +225,8 @@ def _collection_rows(conn: duckdb.DuckDBPyConnection, as_of: datetime, settings:
         SELECT d.customer_id, d.window_no,
                sum(d.signed_here)::BIGINT AS signed_orders,
                sum(d.signed_cents_here)::BIGINT AS signed_cents,
-               -- integer seconds summed exactly: a float avg() depends on DuckDB's thread order
-               sum(d.delay_seconds)::DOUBLE / count(d.delay_seconds) / 86400 AS avg_delay_days,
+               CAST(coalesce(sum(d.delay_ms), 0) AS BIGINT) AS delay_ms_total,
+               count(d.delay_ms) AS delay_count,
                coalesce(any_value(s.outstanding_cents), 0)::BIGINT AS outstanding_cents,
                any_value(c.customer_name) AS customer_name,
                any_value(c.owner_salesperson_id) AS owner_salesperson_id
@@ -220,12 +240,12 @@ def _collection_rows(conn: duckdb.DuckDBPyConnection, as_of: datetime, settings:
     ).df()
 
 
-def collection_risk(signed_orders: list[int], delays: list[float | None], min_growth_days: float) -> bool:
+def collection_risk(signed_orders: list[int], delays: list[Decimal | float | None], min_growth_days: float) -> bool:
     """High risk: signed in every window while the collection delay grew window after window."""
     if any(n < 1 for n in signed_orders) or any(d is None for d in delays):
         return False
-    d1, d2, d3 = delays
-    return d1 < d2 < d3 and d3 - d1 >= min_growth_days
+    d1, d2, d3 = (Decimal(str(d)) for d in delays)
+    return d1 < d2 < d3 and d3 - d1 >= Decimal(str(min_growth_days))
 
 
 def compute_customer_collection_health(
@@ -237,6 +257,8 @@ def compute_customer_collection_health(
     rows = _collection_rows(conn, as_of, settings)
     if rows.empty:
         return pd.DataFrame(columns=COLLECTION_HEALTH_COLUMNS)
+    rows["avg_delay_days"] = [exact_average(total, count, _MS_PER_DAY, DELAY_DAYS_SCALE)
+                              for total, count in zip(rows["delay_ms_total"], rows["delay_count"])]
     wide = rows.pivot(index="customer_id", columns="window_no", values=["signed_orders", "avg_delay_days"])
     per_customer = rows.groupby("customer_id", sort=True).agg(
         signed_cents=("signed_cents", "sum"),
@@ -247,17 +269,17 @@ def compute_customer_collection_health(
     frame = pd.DataFrame(index=per_customer.index)
     for i in (1, 2, 3):
         frame[f"signed_orders_{i}"] = wide[("signed_orders", i)].fillna(0).astype(int)
-        frame[f"avg_delay_days_{i}"] = wide[("avg_delay_days", i)].astype(float)
+        frame[f"avg_delay_days_{i}"] = [None if pd.isna(d) else d for d in wide[("avg_delay_days", i)]]
     active = (frame[[f"signed_orders_{i}" for i in (1, 2, 3)]].sum(axis=1) > 0) | frame[
         [f"avg_delay_days_{i}" for i in (1, 2, 3)]
     ].notna().any(axis=1)
     frame = frame[active].join(per_customer)
-    min_growth = float(options["min_delay_growth_days"])
+    min_growth = options["min_delay_growth_days"]
     days = 3 * int(options["collection_window_days"])
     high_risk, reasons = [], []
     for row in frame.itertuples():
         signed = [row.signed_orders_1, row.signed_orders_2, row.signed_orders_3]
-        delays = [None if pd.isna(d) else d for d in (row.avg_delay_days_1, row.avg_delay_days_2, row.avg_delay_days_3)]
+        delays = [row.avg_delay_days_1, row.avg_delay_days_2, row.avg_delay_days_3]
         risky = collection_risk(signed, delays, min_growth)
         high_risk.append(risky)
         reasons.append(
@@ -336,7 +358,7 @@ def compute_health_metrics(
         # The cutoff pair's thresholds apply only when they can turn the board red, so a value
         # and its threshold never contradict the status (68 unarchived a month before the
         # cutoff is no alarm: no threshold; 10 hours left with nothing unarchived neither).
-        _metric(as_of, "hours_to_cutoff", round(hours_left, 2), warning_hours if unarchived else None, cutoff_red),
+        _metric(as_of, "hours_to_cutoff", round(hours_left, HOURS_SCALE), warning_hours if unarchived else None, cutoff_red),
         _metric(
             as_of, "unarchived_signed_contracts", float(unarchived),
             0.0 if hours_left < warning_hours else None, cutoff_red,
@@ -345,7 +367,7 @@ def compute_health_metrics(
         _metric(
             as_of,
             "avg_approval_hours",
-            None if avg_hours is None else round(avg_hours, 2),
+            None if avg_hours is None else float(avg_hours),
             stalled_hours,
             avg_hours is not None and avg_hours > stalled_hours,
         ),
@@ -375,9 +397,9 @@ CREATE TABLE IF NOT EXISTS mart.customer_collection_health (
   signed_orders_2 INTEGER,
   signed_orders_3 INTEGER,
   signed_amount_90d DECIMAL(18,2),
-  avg_delay_days_1 DOUBLE,
-  avg_delay_days_2 DOUBLE,
-  avg_delay_days_3 DOUBLE,
+  avg_delay_days_1 DECIMAL(10,2),
+  avg_delay_days_2 DECIMAL(10,2),
+  avg_delay_days_3 DECIMAL(10,2),
   outstanding_amount DECIMAL(18,2),
   high_risk BOOLEAN NOT NULL,
   reason VARCHAR
@@ -411,8 +433,8 @@ def write_customer_collection_health(conn: duckdb.DuckDBPyConnection, health: pd
     conn.execute("CREATE SCHEMA IF NOT EXISTS mart")
     conn.execute(COLLECTION_HEALTH_DDL)
     frame = health[COLLECTION_HEALTH_COLUMNS].copy()
-    for money in ("signed_amount_90d", "outstanding_amount"):
-        frame[money] = frame[money].map(lambda d: None if d is None else str(d)).astype(object)
+    for exact in ("signed_amount_90d", "outstanding_amount", "avg_delay_days_1", "avg_delay_days_2", "avg_delay_days_3"):
+        frame[exact] = frame[exact].map(lambda d: None if d is None or pd.isna(d) else str(d)).astype(object)
     conn.execute("BEGIN TRANSACTION")
     try:
         conn.execute("DELETE FROM mart.customer_collection_health")
@@ -424,7 +446,8 @@ def write_customer_collection_health(conn: duckdb.DuckDBPyConnection, health: pd
                 SELECT CAST(as_of AS TIMESTAMP), customer_id, customer_name, owner_salesperson_id,
                        signed_orders_1, signed_orders_2, signed_orders_3,
                        CAST(signed_amount_90d AS DECIMAL(18,2)),
-                       avg_delay_days_1, avg_delay_days_2, avg_delay_days_3,
+                       CAST(avg_delay_days_1 AS DECIMAL(10,2)), CAST(avg_delay_days_2 AS DECIMAL(10,2)),
+                       CAST(avg_delay_days_3 AS DECIMAL(10,2)),
                        CAST(outstanding_amount AS DECIMAL(18,2)), high_risk, reason
                 FROM collection_rows
                 """

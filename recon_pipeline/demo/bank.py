@@ -19,14 +19,18 @@ from recon_pipeline.demo.clock import (
 )
 from recon_pipeline.demo.vocab import (
     CHANNEL_PREFIXES,
+    CUSTOMER_DEPOSIT_MEMOS,
     FINANCE_STAFF,
     GENERIC_MEMOS,
     INDUSTRY_WORDS,
     NON_CUSTOMER_WORDS,
+    NON_SALES_WORDS,
+    PAYMENT_INTERMEDIARIES,
     REGIONS,
     CompanyName,
     fullwidth_variant,
     keeps_region_variant,
+    latin_variant,
     mask_account,
     masked,
     region_variant,
@@ -45,9 +49,23 @@ EXACT_LABELS = ("exact_name", "short_name", "region_variant", "fullwidth", "trad
 EXACT_LABEL_P = (0.30, 0.06, 0.06, 0.04, 0.04, 0.05, 0.04, 0.04, 0.05, 0.14, 0.10, 0.06)
 NAME_LABELS = ("short_name", "region_variant", "fullwidth", "traditional", "channel_prefix", "masked",
                "name_with_account", "alias")
+# The cases of issue #12, each a tag of its own (who pays for whom, what the money is):
+# branch_office      a head office and its branch are both customers, each pays under its registered name
+# branch_payer       a branch of a customer that is not a customer pays (half with the order ID in the memo)
+# refund_overpayment the surplus of an over-payment is refunded (退多付款 <order>): the order stays paid
+# person_not_alias   a person finance confirmed paying for one customer pays another's order from another card
+# memo_other_payer   another customer (a parent) or a person confirmed for another customer pays with the order ID
+# payment_agent      a payment intermediary (支付宝/财付通/银联商务) pays out with the order ID in the memo
+# non_sales_memo     deposits and bonds (投标保证金, 押金): a customer's money for no order, or nobody's
+# latin_name         a customer's Hong Kong arm pays under its English name, spelled as banks print it
+# Finance has not written these off yet: the engine alone decides them.
+ISSUE_CASES = ("branch_office", "branch_payer", "refund_overpayment", "person_not_alias", "memo_other_payer",
+               "payment_agent", "non_sales_memo", "latin_name")
 ALL_VARIANTS = ("exact_name", "short_name", "region_variant", "fullwidth", "traditional", "channel_prefix", "masked",
                 "name_with_account", "alias", "repeat_account", "memo_clean", "memo_mangled", "memo_two_ids",
-                "memo_decoy", "split", "combined", "partial", "overpayment", "refund", "unrelated", "confusable")
+                "memo_decoy", "split", "combined", "partial", "overpayment", "refund", "unrelated", "confusable",
+                *ISSUE_CASES)
+NEW_CASE_LABELS = ("branch_payer", "memo_other_payer", "payment_agent", "latin_name")  # taken from exact payments
 
 
 @dataclass
@@ -174,6 +192,12 @@ def build_credits(rng: np.random.Generator, orders: Orders, customers: Customers
     idx = np.flatnonzero(pattern == "overpayment")
     surplus = np.maximum(rng.choice([10_000, 50_000, 100_000], len(idx)), 200)
     add(base[idx], amount[idx] + surplus, [(idx, amount[idx])], "overpayment", unapplied=surplus)
+    # The surplus of most over-payments is refunded a few days later (退多付款 <order>).
+    refunded = rng.random(len(idx)) < 0.7
+    refunded[:3] = True
+    refund_at = _office_hours(rng, base[idx] + rng.integers(3 * DAY, 15 * DAY, len(idx)))
+    add(refund_at[refunded], -surplus[refunded], [(idx[refunded], np.zeros(refunded.sum(), dtype=np.int64))],
+        "refund_surplus", unapplied=-surplus[refunded])
 
     if groups:
         size = np.array([len(g) for g in groups])
@@ -235,7 +259,10 @@ def assign_labels(rng: np.random.Generator, credits: Credits, customers: Custome
     elif len(pairs) >= 2 and (label[pairs] == "combined").all():
         label[pairs[0]] = "memo_two_ids"
     label[confusable] = "confusable"
+    branch_pair = np.array([k == "branch" for k in customers.confusable_kind])[c["customer"].to_numpy()]
+    label[branch_pair] = "branch_office"
     label[pattern == "refund"] = "refund"
+    label[pattern == "refund_surplus"] = "refund_overpayment"
 
     # Eligibility: an alias needs known aliases, traditional script must change the name.
     has_alias = np.array([bool(a) for a in customers.aliases_final])[c["customer"].to_numpy()]
@@ -258,7 +285,32 @@ def assign_labels(rng: np.random.Generator, credits: Credits, customers: Custome
         spare = np.setdiff1d(spare, take, assume_unique=True)
 
     c["variant"] = label
+    c["payer"] = np.full(n, -1, dtype=np.int64)  # the customer whose name (or person) pays, when not its own
+    c["payer_form"] = np.full(n, "", dtype=object)
+    c["txn_order"] = np.arange(n)
     _repeat_payers(rng, c, customers, confusable, min_per_label)
+    label = c["variant"].to_numpy().copy()
+    # The issue's cases taken from single exact payments: who pays is someone else.
+    english = np.array([any(a.isascii() for a in x.split(";")) if x else False
+                        for x in customers.aliases_final])[c["customer"].to_numpy()]
+    free = exact & ~forced & ~confusable & ~c["proxy"].to_numpy() & (c["time"].to_numpy() < HORIZON - 6 * DAY)
+    for name in NEW_CASE_LABELS:
+        if name == "latin_name":  # any exact payment of a customer with an English name
+            eligible = np.flatnonzero(free & english & np.isin(label, EXACT_LABELS))
+        else:
+            eligible = np.flatnonzero(free & (label == "exact_name"))
+        take = eligible[: max(min_per_label, round(0.01 * n))]
+        label[take] = name
+        free[take] = False
+    # Another customer pays (a parent for its subsidiary): any other customer not confusable.
+    payer, payer_form = c["payer"].to_numpy().copy(), c["payer_form"].to_numpy().copy()
+    plain = np.flatnonzero(~customers.is_confusable)
+    other = np.flatnonzero((label == "memo_other_payer") & (payer < 0))
+    shift = rng.integers(1, len(plain), len(other))
+    position = np.searchsorted(plain, c["customer"].to_numpy()[other])
+    payer[other] = plain[(position + shift) % len(plain)]
+    payer_form[other] = "company"
+    c["variant"], c["payer"], c["payer_form"] = label, payer, payer_form
     _forms(rng, c, memo_ids)
 
 
@@ -285,7 +337,28 @@ def _repeat_payers(rng, c: pd.DataFrame, customers: Customers, confusable: np.nd
     force, proxy = c["force_writeoff"].to_numpy().copy(), c["proxy"].to_numpy().copy()
     force[index[rank == 0]] = True
     proxy[index[rank <= 2]] = True
+    # The same person later pays another customer's order: from another card with an empty memo
+    # (their name is no alias of the first customer), or with that order's ID in the memo.
+    payer, payer_form = c["payer"].to_numpy().copy(), c["payer_form"].to_numpy().copy()
+    first_time = dict(zip(chosen_rows["customer"].to_numpy()[rank == 0], chosen_rows["time"].to_numpy()[rank == 0]))
+    others = cand[~cand["customer"].isin(chosen)].sort_values(["time", "txn_order"], kind="stable")
+    free = np.ones(len(others), dtype=bool)
+    times = others["time"].to_numpy()
+    for case in ("person_not_alias", "memo_other_payer"):
+        for customer in chosen[: max(min_count, len(chosen) // 3)].tolist():
+            start = int(np.searchsorted(times, first_time[customer] + 2 * DAY, side="right"))
+            if start >= len(times):
+                continue
+            pick = start + int(rng.integers(0, len(times) - start))
+            ahead = np.flatnonzero(free[pick:])  # the first free line from a random one on
+            if len(ahead) == 0:
+                continue
+            pick += int(ahead[0])
+            free[pick] = False
+            row = others.index[pick]
+            label[row], payer[row], payer_form[row] = case, customer, "person"
     c["variant"], c["force_writeoff"], c["proxy"] = label, force, proxy
+    c["payer"], c["payer_form"] = payer, payer_form
 
 
 def _forms(rng, c: pd.DataFrame, memo_ids: np.ndarray) -> None:
@@ -317,6 +390,28 @@ def _forms(rng, c: pd.DataFrame, memo_ids: np.ndarray) -> None:
     memo_form[conf] = "generic"
     name_form[c["proxy"].to_numpy()] = "person"
     memo_form[label == "repeat_account"] = "generic"
+    # Issue #12's cases.
+    name_form[label == "branch_office"] = "exact_name"
+    memo_form[label == "branch_office"] = "generic"
+    branch_payer = label == "branch_payer"
+    name_form[branch_payer] = "branch"
+    memo_form[branch_payer] = np.where(draw < 0.5, "clean", "generic")[branch_payer]
+    other = label == "memo_other_payer"
+    name_form[other] = np.where(c["payer_form"].to_numpy() == "person", "proxy_other", "other_customer")[other]
+    memo_form[other] = np.where(draw < 0.6, "clean", "mangled")[other]
+    name_form[label == "person_not_alias"] = "proxy_elsewhere"
+    memo_form[label == "person_not_alias"] = "empty"
+    name_form[label == "payment_agent"] = "intermediary"
+    memo_form[label == "payment_agent"] = "agent"
+    name_form[label == "latin_name"] = "latin"
+    memo_form[label == "latin_name"] = "generic"
+    refund_surplus = c["pattern"].to_numpy() == "refund_surplus"
+    name_form[refund_surplus] = "exact_name"
+    memo_form[refund_surplus] = "refund_surplus"
+    # An over-payment whose surplus is refunded is linked by name (the refund needs it linked).
+    refunded_orders = np.unique(c["o0"].to_numpy()[refund_surplus])
+    refunded = (c["pattern"].to_numpy() == "overpayment") & np.isin(c["o0"].to_numpy(), refunded_orders)
+    name_form[refunded] = "exact_name"
     c["name_form"] = name_form
     c["memo_form"] = memo_form
 
@@ -365,6 +460,8 @@ def render_lines(rng: np.random.Generator, c: pd.DataFrame, customers: Customers
     proxy_person, _ = person_names(rng, len(names))
     proxy_account = ["6217" + str(x) for x in rng.integers(10**14, 10**15, len(names)).tolist()]
     personal_account = ["6222" + str(x) for x in rng.integers(10**14, 10**15, n).tolist()]
+    branch_account = ["6226" + str(x) for x in rng.integers(10**14, 10**15, n).tolist()]
+    payer = c["payer"].to_numpy()
     use_secondary = rng.random(n) < 0.5
     picks = rng.integers(0, 10**9, size=(n, 3))
     generic = rng.integers(0, len(GENERIC_MEMOS), n)
@@ -405,6 +502,20 @@ def render_lines(rng: np.random.Generator, c: pd.DataFrame, customers: Customers
                 name, account = proxy_person[k], proxy_account[k]
             else:
                 name, account = persons[i], personal_account[i]
+        elif form == "branch":  # a branch of the customer in another city, its own account
+            city = REGIONS[(REGIONS.index(next(r for r in REGIONS if r[1] == company.region)) + 1 + pick % 5)
+                           % len(REGIONS)][1]
+            name, account = f"{company.registered}{city}分公司", branch_account[i]
+        elif form == "other_customer":
+            name, account = names[payer[i]].registered, customers.primary_account[payer[i]]
+        elif form == "proxy_other":
+            name, account = proxy_person[payer[i]], proxy_account[payer[i]]
+        elif form == "proxy_elsewhere":
+            name, account = proxy_person[payer[i]], personal_account[i]
+        elif form == "intermediary":
+            name, account = PAYMENT_INTERMEDIARIES[pick % len(PAYMENT_INTERMEDIARIES)]
+        elif form == "latin":
+            name = latin_variant(company.english, pick)
         else:  # pragma: no cover - every form is listed above
             raise AssertionError(form)
         first = order_ids[o[0][i]]
@@ -421,6 +532,12 @@ def render_lines(rng: np.random.Generator, c: pd.DataFrame, customers: Customers
             memo = _two_ids(first, order_ids[o[1][i]], pick)
         elif memo_form == "decoy":
             memo = _decoy((int(picks[i, 1]), int(picks[i, 2]), pick), first, last_invoice_no[o[0][i]] or "10293847")
+        elif memo_form == "agent":  # what the merchant's own order page passes to the channel
+            memo = (f"订单{first} 货款", f"合同号:{first}", f"{_mangle(first, pick // 7)} 商户订单")[pick % 3]
+        elif memo_form == "refund_surplus":
+            memo = (f"退多付款 {first}", f"{first}多付款退回", f"退还多汇货款{first}")[pick % 3]
+        elif memo_form == "empty":
+            memo = ""
         else:
             memo = GENERIC_MEMOS[generic[i]]
         out_name.append(name)
@@ -485,6 +602,28 @@ def build_unrelated(rng: np.random.Generator, count: int, customers: Customers, 
     return pd.concat([frame, interest], ignore_index=True)
 
 
+def build_customer_deposits(rng: np.random.Generator, customers: Customers, count: int) -> pd.DataFrame:
+    """Customers paying a bid bond or a deposit under their registered name (投标保证金, 押金): their
+    money, for no order (it stays unapplied cash of the customer)."""
+    plain = np.flatnonzero(~customers.is_confusable)
+    who = plain[rng.integers(0, len(plain), count)]
+    day = rng.integers(5, LAST_DROP_DAY - 3, count)
+    amount = rng.choice([500_000, 1_000_000, 2_000_000, 3_000_000], count)
+    memo = np.array(CUSTOMER_DEPOSIT_MEMOS, dtype=object)[rng.integers(0, len(CUSTOMER_DEPOSIT_MEMOS), count)]
+    return pd.DataFrame({
+        "time": working_time(rng, day, 9, 17), "amount": amount, "customer": who,
+        "counterparty_name": [customers.names[k].registered for k in who.tolist()],
+        "counterparty_account": [customers.primary_account[k] for k in who.tolist()], "memo": memo,
+        "kind": "customer", "account": -1, "pattern": "non_sales", "variant": "non_sales_memo",
+        "name_form": "exact_name", "memo_form": "non_sales", "unapplied": amount,
+    })
+
+
+def is_non_sales_memo(memos: np.ndarray) -> np.ndarray:
+    """Memos of the demo's vocabulary that say the money is not a payment for goods."""
+    return np.array([any(w in m for w in NON_SALES_WORDS) for m in memos.tolist()], dtype=bool)
+
+
 def assign_accounts_and_ids(rng: np.random.Generator, lines: pd.DataFrame) -> pd.DataFrame:
     """Which company account each line hits, and its bank serial (txn_id) there."""
     shares = np.array([a[2] for a in COMPANY_ACCOUNTS])
@@ -540,6 +679,8 @@ def build_writeoffs(rng: np.random.Generator, lines: pd.DataFrame, orders: Order
     old = age > stale_hours * HOUR
     draw = rng.random(n)
     written = np.where(old, draw < 0.88, draw < 0.25) | credit["force_writeoff"].to_numpy()
+    # Issue #12's cases are left to the engine: finance has not written them off yet.
+    written &= ~credit["variant"].isin(ISSUE_CASES).to_numpy()
     confirmed_at = office_after(rng, credit["time"].to_numpy(), rng.integers(4 * HOUR, 3 * DAY, n))
     confirmed_at = np.where(credit["force_writeoff"].to_numpy(), credit["time"].to_numpy() + 6 * HOUR, confirmed_at)
     written &= confirmed_at < HORIZON

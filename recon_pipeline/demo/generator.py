@@ -36,9 +36,11 @@ from recon_pipeline.demo.bank import (
     assign_accounts_and_ids,
     assign_labels,
     build_credits,
+    build_customer_deposits,
     build_unrelated,
     build_writeoffs,
     downloads,
+    is_non_sales_memo,
     render_lines,
 )
 from recon_pipeline.demo.files import (
@@ -143,8 +145,9 @@ def generate_demo(out_dir: Path, seed: int = 7, n_bank_lines: int | None = None)
     credits = credit_lines.frame
     last_invoice = _last_normal_invoice(invoices, len(f))
     render_lines(rng, credits, customers, order_ids, last_invoice["invoice_no"].fillna("").to_numpy())
-    unrelated = build_unrelated(rng, max(30, scale.bank_lines - len(credits)), customers, spare_brands)
-    lines = _all_lines(credits, unrelated)
+    deposits = build_customer_deposits(rng, customers, max(3, len(customers.ids) // 20))
+    unrelated = build_unrelated(rng, max(30, scale.bank_lines - len(credits) - len(deposits)), customers, spare_brands)
+    lines = _all_lines(credits, unrelated, deposits)
     lines = assign_accounts_and_ids(rng, lines)
     writeoffs = build_writeoffs(rng, lines, orders, last_invoice, AS_OF_SECONDS, stale_hours)
     stage("bank_lines")
@@ -208,12 +211,18 @@ def _last_normal_invoice(invoices: pd.DataFrame, n_orders: int) -> pd.DataFrame:
     return last.set_index("order_idx")[["invoice_no", "invoice_day"]].reindex(range(n_orders))
 
 
-def _all_lines(credits: pd.DataFrame, unrelated: pd.DataFrame) -> pd.DataFrame:
-    customer_lines = credits.assign(account=-1, kind="customer")
-    other = unrelated.assign(customer=-1, pattern="", variant="unrelated", name_form="", memo_form="",
-                             proxy=False, force_writeoff=False, forced=False, unapplied=0, group_size=0,
-                             **{f"o{k}": -1 for k in range(3)}, **{f"a{k}": 0 for k in range(3)})
-    lines = pd.concat([customer_lines, other[customer_lines.columns]], ignore_index=True)
+def _all_lines(credits: pd.DataFrame, unrelated: pd.DataFrame, deposits: pd.DataFrame) -> pd.DataFrame:
+    customer_lines = credits.assign(account=-1, kind="customer").drop(columns=["txn_order"])
+    no_order = dict(proxy=False, force_writeoff=False, forced=False, group_size=0, payer=-1, payer_form="",
+                    **{f"o{k}": -1 for k in range(3)}, **{f"a{k}": 0 for k in range(3)})
+    # Money that says what it is (押金, 保证金, 退税, 补贴) from a non-customer: tagged apart.
+    variant = np.where(is_non_sales_memo(unrelated["memo"].to_numpy()) & (unrelated["amount"].to_numpy() > 0),
+                       "non_sales_memo", "unrelated")
+    other = unrelated.assign(customer=-1, pattern="", variant=variant, name_form="", memo_form="", unapplied=0,
+                             **no_order)
+    deposits = deposits.assign(**no_order)
+    lines = pd.concat([customer_lines, other[customer_lines.columns], deposits[customer_lines.columns]],
+                      ignore_index=True)
     lines["line"] = np.arange(len(lines))
     return lines
 

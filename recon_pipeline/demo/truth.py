@@ -18,6 +18,8 @@ from recon_pipeline.demo.clock import AS_OF_SECONDS, DAY, MISSING, recognized_pe
 from recon_pipeline.demo.vocab import CHANNEL_PREFIXES
 
 POOLED_ACCOUNTS = frozenset(account for _, account in CHANNEL_PREFIXES)
+# Memo forms that name every order the line pays (or refunds).
+MEMO_NAMES_ORDERS = ("clean", "mangled", "two_ids", "agent", "refund_surplus")
 
 
 def allocation_rows(lines: pd.DataFrame) -> pd.DataFrame:
@@ -47,7 +49,9 @@ def line_evidence(lines: pd.DataFrame, customers, writeoffs_current: pd.DataFram
     alias = np.zeros(len(lines), dtype=bool)
     for i in np.flatnonzero(has & (lines["name_form"] == "alias").to_numpy()).tolist():
         alias[i] = name[i] in alias_sets[cust[i]]
-    memo = lines["memo_form"].isin(["clean", "mangled", "two_ids"]).to_numpy() & has
+    # An English alias printed another way (CO., LTD. for CO., LIMITED, no punctuation) is the alias.
+    alias |= has & (lines["name_form"] == "latin").to_numpy()
+    memo = lines["memo_form"].isin(MEMO_NAMES_ORDERS).to_numpy() & has
     # Accounts confirmed by finance: an active write-off on another line from that account, for
     # exactly one customer (pooled payment-channel accounts never count).
     account = _effective_account(lines)
@@ -191,7 +195,7 @@ def allocation_unambiguous(lines: pd.DataFrame, orders, tolerance_cents: int) ->
     chunks = np.split(by_customer["amount"].to_numpy(), starts[1:])
     amounts_of = dict(zip(keys.tolist(), chunks))
     pattern = lines["pattern"].fillna("").to_numpy()
-    memo_names_all = lines["memo_form"].isin(["clean", "mangled", "two_ids"]).to_numpy()
+    memo_names_all = lines["memo_form"].isin(MEMO_NAMES_ORDERS).to_numpy()
     cust = lines["customer"].to_numpy()
     value = lines["amount"].to_numpy()
     open_question = (cust >= 0) & ~memo_names_all
@@ -205,6 +209,8 @@ def allocation_unambiguous(lines: pd.DataFrame, orders, tolerance_cents: int) ->
         amounts = amounts_of.get(int(cust[i]), _NONE)
         if pattern[i] == "combined":
             result[i] = _unique_subset_sum(amounts, int(value[i]), tolerance_cents)
+        elif pattern[i] == "non_sales":  # a deposit for no order: it stays unapplied, whatever is open
+            result[i] = True
         else:
             result[i] = len(amounts) == 1
     return result

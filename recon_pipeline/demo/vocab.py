@@ -95,6 +95,34 @@ GIVEN_NAMES = (("伟", "wei"), ("芳", "fang"), ("娜", "na"), ("敏", "min"), (
                ("思远", "siyuan"), ("建国", "jianguo"), ("海燕", "haiyan"), ("志强", "zhiqiang"),
                ("晓东", "xiaodong"), ("佳怡", "jiayi"), ("文博", "wenbo"), ("欣怡", "xinyi"))
 
+# Brand characters as an English name spells them (pinyin, no tones), for English aliases.
+BRAND_PINYIN = {
+    "华": "hua", "信": "xin", "中": "zhong", "达": "da", "泰": "tai", "瑞": "rui", "鑫": "xin", "宏": "hong",
+    "盛": "sheng", "远": "yuan", "通": "tong", "联": "lian", "创": "chuang", "新": "xin", "金": "jin", "源": "yuan",
+    "宇": "yu", "嘉": "jia", "博": "bo", "天": "tian", "海": "hai", "龙": "long", "兴": "xing", "汇": "hui",
+    "隆": "long", "丰": "feng", "东": "dong", "明": "ming", "正": "zheng", "安": "an", "诚": "cheng", "昌": "chang",
+    "凯": "kai", "腾": "teng", "飞": "fei", "辰": "chen", "星": "xing", "晨": "chen", "阳": "yang", "光": "guang",
+    "德": "de", "润": "run", "祥": "xiang", "和": "he", "美": "mei", "佳": "jia", "富": "fu", "永": "yong",
+    "晟": "cheng", "锦": "jin", "荣": "rong", "茂": "mao", "鼎": "ding", "卓": "zhuo", "越": "yue", "立": "li",
+    "合": "he", "思": "si", "维": "wei", "睿": "rui", "智": "zhi", "云": "yun", "帆": "fan", "航": "hang",
+    "益": "yi", "康": "kang", "坤": "kun", "泽": "ze", "蓝": "lan", "峰": "feng", "豪": "hao", "骏": "jun",
+    "俊": "jun", "铭": "ming", "致": "zhi", "乐": "le", "欣": "xin",
+}
+INDUSTRY_ENGLISH = {
+    "科技": "TECHNOLOGY", "信息科技": "INFORMATION TECHNOLOGY", "网络科技": "NETWORK TECHNOLOGY",
+    "软件": "SOFTWARE", "电子": "ELECTRONICS", "电子科技": "ELECTRONIC TECHNOLOGY", "贸易": "TRADING",
+    "国际贸易": "INTERNATIONAL TRADING", "实业": "INDUSTRIAL", "机械设备": "MACHINERY", "医药": "PHARMACEUTICAL",
+    "医药科技": "PHARMACEUTICAL TECHNOLOGY", "物流": "LOGISTICS", "环保科技": "ENVIRONMENTAL TECHNOLOGY",
+    "建设工程": "CONSTRUCTION ENGINEERING", "新能源": "NEW ENERGY", "供应链管理": "SUPPLY CHAIN MANAGEMENT",
+    "食品": "FOOD", "纺织": "TEXTILE",
+}
+# Payment intermediaries paying out on their merchants' behalf, with their settlement account.
+PAYMENT_INTERMEDIARIES = (("支付宝（中国）网络技术有限公司", "2088101117955611"),
+                          ("财付通支付科技有限公司", "1000059801000132"),
+                          ("银联商务股份有限公司", "3100001507000015"))
+# Memos saying a credit is not a payment for goods (deposits, bonds); and refunds of over-payments.
+NON_SALES_WORDS = ("押金", "保证金", "退税", "补贴")
+CUSTOMER_DEPOSIT_MEMOS = ("投标保证金", "履约保证金", "押金", "质量保证金")
 GENERIC_MEMOS = ("货款", "服务费", "合同款", "采购款", "往来款", "支付货款", "项目款", "技术服务费", "")
 CHANNEL_PREFIXES = (("支付宝－", "2088123456780001"), ("财付通－", "1000059801000132"))
 FINANCE_STAFF = ("财务-李娜", "财务-王芳", "财务-陈静", "财务-赵敏")
@@ -111,18 +139,25 @@ class CompanyName:
     legal_form: str
     style: str  # "prefix" (北京华信科技有限公司) or "bracket" (华信科技（北京）有限公司)
     bracket_fullwidth: bool = True
+    branch: str = ""  # 苏州分公司: a branch of the company without it (another customer)
 
     @property
     def registered(self) -> str:
         if self.style == "bracket":
             left, right = ("（", "）") if self.bracket_fullwidth else ("(", ")")
-            return f"{self.brand}{self.word}{left}{self.region}{right}{self.legal_form}"
-        return f"{self.region}{self.brand}{self.word}{self.legal_form}"
+            return f"{self.brand}{self.word}{left}{self.region}{right}{self.legal_form}{self.branch}"
+        return f"{self.region}{self.brand}{self.word}{self.legal_form}{self.branch}"
 
     @property
     def short(self) -> str:
-        """Short name without legal form: 北京华信科技."""
-        return f"{self.region}{self.brand}{self.word}"
+        """Short name without legal form: 北京华信科技 (北京华信科技苏州分公司 for a branch)."""
+        return f"{self.region}{self.brand}{self.word}{self.branch}"
+
+    @property
+    def english(self) -> str:
+        """An English name as a Hong Kong arm registers it: HUAXIN TECHNOLOGY (HK) CO., LIMITED."""
+        brand = "".join(BRAND_PINYIN[ch] for ch in self.brand).upper()
+        return f"{brand} {INDUSTRY_ENGLISH[self.word]} (HK) CO., LIMITED"
 
 
 def region_variant(name: CompanyName, pick: int) -> str:
@@ -165,6 +200,18 @@ def masked(name: CompanyName) -> str:
         return full[0] + "***" + full[len(name.brand) - 1:]
     keep_from = len(name.region) + len(name.brand) - 1
     return full[0] + "***" + full[keep_from:]
+
+
+def latin_variant(english: str, pick: int) -> str:
+    """An English name as bank systems print it: other legal-form spelling, case, no punctuation,
+    the place unbracketed, cut at SWIFT's 35 characters."""
+    base = english.removesuffix(" (HK) CO., LIMITED")
+    cut = f"{base} (HK) CO., LIMITED"[:35]
+    if len(cut) < len(f"{base} (HK) CO., LIM"):  # the cut would eat into the name itself
+        cut = f"{base} (HK) CO., LTD."
+    forms = (f"{base} (HK) CO., LTD.", f"{base.title()} (HK) Co., Ltd", f"{base} (HONG KONG) COMPANY LIMITED",
+             f"{base} HK CO LTD", cut)
+    return forms[pick % len(forms)]
 
 
 def mask_account(account: str) -> str:

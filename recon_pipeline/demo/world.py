@@ -198,6 +198,17 @@ def build_customers(rng: np.random.Generator, scale: Scale, people: People) -> t
                 region[j] = region[i]
             confusable_with[i], confusable_kind[i] = str(j), kind
             confusable_with[j], confusable_kind[j] = str(i), kind
+    # A head office and its branch (分公司), both customers: the same name but for the branch.
+    branch_city = [""] * n
+    for _ in range(n_pairs):
+        if cursor + 2 > n:
+            break
+        i, j = perm[cursor], perm[cursor + 1]
+        cursor += 2
+        brand[j], word[j], region[j], form[j] = brand[i], word[i], region[i], form[i]
+        branch_city[j] = REGIONS[(region[i] + 1 + rng.integers(0, len(REGIONS) - 1)) % len(REGIONS)][1]
+        confusable_with[i], confusable_kind[i] = str(j), "branch"
+        confusable_with[j], confusable_kind[j] = str(i), "branch"
     is_confusable = np.array([bool(x) for x in confusable_with])
 
     width = max(4, len(str(n)))
@@ -209,7 +220,8 @@ def build_customers(rng: np.random.Generator, scale: Scale, people: People) -> t
         r = REGIONS[region[i]]
         style = "bracket" if (style_draw[i] < 0.12 and not is_confusable[i]) else "prefix"
         names.append(CompanyName(r[1], r[2], brand[i], INDUSTRY_WORDS[word[i]][0], LEGAL_FORMS[form[i]][0],
-                                 style, bracket_fullwidth=bool(style_draw[i] < 0.06)))
+                                 style, bracket_fullwidth=bool(style_draw[i] < 0.06),
+                                 branch=f"{branch_city[i]}分公司" if branch_city[i] else ""))
     industry = [INDUSTRY_WORDS[w][1] for w in word.tolist()]
 
     # Credit codes: valid check characters; some customers never gave one.
@@ -230,6 +242,16 @@ def build_customers(rng: np.random.Generator, scale: Scale, people: People) -> t
         first = options[alias_pick[i]]
         second = options[(alias_pick[i] + 1) % 3] if alias_draw[i] < 0.1 else ""
         aliases.append(";".join(x for x in (first, second) if x))
+    # English names of foreign-invested customers (a Hong Kong arm pays): unique, never confusable.
+    english_draw = rng.random(n)
+    english_used: set[str] = set()
+    wanted = max(3, round(0.06 * n))
+    for i in np.argsort(english_draw, kind="stable").tolist()[: 3 * wanted]:
+        english = names[i].english
+        if is_confusable[i] or english in english_used or len(english_used) >= wanted:
+            continue
+        english_used.add(english)
+        aliases[i] = ";".join(x for x in (aliases[i], english) if x)
 
     # Owners: a rep of the customer's region where there is one.
     owner = np.empty(n, dtype=np.int64)

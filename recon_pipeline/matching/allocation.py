@@ -15,8 +15,18 @@ installments fill orders deterministically:
    order already part paid (installments), else the oldest open order larger than it. Such a
    credit fits no open amount: `amount_mismatch` (the level-1 alert).
 
-A refund (a debit linked to the customer) is taken back from the memo's order, else the order
-it over-paid, else the order last paid.
+The surplus of an over-payment stays *unapplied cash* of the customer (remembered with the
+order it over-paid), as does a credit with no open order and money the memo says is not for
+goods. A refund (a debit linked to the customer) gives back what the customer over-paid
+before it takes anything from an order's receipts:
+
+- with the memo's order: that order's over-payment (allocated beyond its due amount, or the
+  surplus left unapplied when it was paid), then the customer's other unapplied cash if the
+  refund is exactly that or the memo says so (退多付款, 多汇, 重复付款), then the order's receipts;
+- without: the order over-paid by exactly the refund, then the customer's unapplied cash, then
+  any over-paid order, then the order last paid.
+
+What the unapplied cash gives back is a row without order (negative, like the debit).
 """
 
 from __future__ import annotations
@@ -49,7 +59,7 @@ class Allocation:
 @dataclass(frozen=True)
 class AllocationResult:
     parts: tuple[Allocation, ...]
-    fit: str  # exact / combined / memo / partial / over / refund / unapplied / none
+    fit: str  # exact / combined / partial / over / unapplied / held / refund / refund_surplus
     amount_mismatch: bool = False
 
     def evidence(self) -> dict:
@@ -66,6 +76,8 @@ class OrderBook:
     max_subset_size: int = 4
     _by_customer: dict[str, list[OpenOrder]] = field(default_factory=dict, repr=False)
     _last_paid: dict[str, str] = field(default_factory=dict, repr=False)
+    _unapplied: dict[str, int] = field(default_factory=dict, repr=False)  # customer -> unapplied cash
+    _surplus: dict[str, int] = field(default_factory=dict, repr=False)  # order -> its over-payment left unapplied
 
     def __post_init__(self) -> None:
         for order in sorted(self.orders.values(), key=lambda o: o.age_key):
@@ -91,31 +103,111 @@ class OrderBook:
             self._commit(customer_id, result)
         return result
 
-    def allocate_refund(self, customer_id: str, amount_cents: int, memo_order_ids: Iterable[str] = (),
-                        commit: bool = True) -> AllocationResult | None:
-        """A debit (amount < 0) taken back from one of the customer's orders, or None."""
-        orders = self._by_customer.get(customer_id, [])
-        mine = {o.order_id: o for o in orders}
-        target = next((mine[i] for i in memo_order_ids if i in mine), None)
-        if target is None:
-            over = [o for o in orders if o.open_cents < 0]
-            exact = [o for o in over if abs(o.open_cents - amount_cents) <= self.tolerance_cents]
-            target = (exact or over or [None])[0]
-        if target is None and customer_id in self._last_paid:
-            target = mine.get(self._last_paid[customer_id])
-        if target is None:
-            return None
-        result = AllocationResult((Allocation(target.order_id, amount_cents),), "refund")
-        if commit:
-            self._commit(customer_id, result)
+    def unapplied_cents(self, customer_id: str) -> int:
+        return self._unapplied.get(customer_id, 0)
+
+    def hold(self, customer_id: str, cents: int, order_id: str | None = None) -> AllocationResult:
+        """Money of the customer allocated to no order (a deposit, the rest of a write-off)."""
+        result = AllocationResult((Allocation(None, cents),), "held")
+        self._add_unapplied(customer_id, cents, order_id)
         return result
 
+    def memo_fit(self, customer_id: str, amount_cents: int, memo_order_ids: Iterable[str]) -> str:
+        """How a credit compares with what the memo's orders still owe: fit / partial / over /
+        closed (nothing owed any more)."""
+        mine = {o.order_id: o for o in self._by_customer.get(customer_id, [])}
+        open_named = [mine[i] for i in dict.fromkeys(memo_order_ids)
+                      if i in mine and mine[i].open_cents > self.tolerance_cents]
+        owed = [o.open_cents for o in open_named]
+        if not owed:
+            return "closed"
+        if self._fits(amount_cents, sum(owed)) or any(self._fits(amount_cents, c) for c in owed):
+            return "fit"
+        if self._subset_sum(open_named, amount_cents):
+            return "fit"
+        return "over" if amount_cents > sum(owed) + self.tolerance_cents else "partial"
+
+    def allocate_refund(self, customer_id: str, amount_cents: int, memo_order_ids: Iterable[str] = (),
+                        commit: bool = True, surplus_hint: bool = False) -> AllocationResult | None:
+        """A debit (amount < 0) given back to the customer (module docstring), or None when the
+        customer has neither unapplied cash nor an order to take it from. `surplus_hint`: the memo
+        says an over-payment is refunded (退多付款)."""
+        refund = -amount_cents
+        if refund <= 0:
+            return None
+        orders = self._by_customer.get(customer_id, [])
+        mine = {o.order_id: o for o in orders}
+        named = [mine[i] for i in dict.fromkeys(memo_order_ids) if i in mine]
+        pool = self._unapplied.get(customer_id, 0)
+        taken: dict[str | None, int] = {}  # order (None: unapplied cash) -> cents given back
+        surplus_used: dict[str, int] = {}
+
+        def take(order: OpenOrder | None, most: int) -> None:
+            nonlocal refund, pool
+            cents = min(refund, most)
+            if cents <= 0:
+                return
+            key = order.order_id if order is not None else None
+            taken[key] = taken.get(key, 0) + cents
+            refund -= cents
+            if order is None:
+                pool -= cents
+
+        def take_surplus(order: OpenOrder) -> None:
+            before = refund
+            take(None, min(pool, self._surplus.get(order.order_id, 0)))
+            surplus_used[order.order_id] = before - refund
+
+        if named:
+            for order in named:
+                take(order, -order.open_cents)  # allocated beyond what it was worth
+            for order in named:
+                take_surplus(order)
+            if refund and (surplus_hint or self._fits(refund, pool)):
+                take(None, pool)
+            take(named[0], refund)
+        else:
+            over = [o for o in orders if o.open_cents < -self.tolerance_cents]
+            exact = [o for o in over if self._fits(-o.open_cents, refund)]
+            if exact:
+                take(exact[0], refund)
+            take(None, pool)
+            for order in over:
+                take(order, -order.open_cents)
+            last = mine.get(self._last_paid.get(customer_id, ""))
+            if refund and last is None and not taken:
+                return None
+            if last is not None:
+                take(last, refund)
+        if refund:  # more than anything the customer had with us: the rest against its unapplied cash
+            taken[None] = taken.get(None, 0) + refund
+            pool -= refund
+        parts = tuple(Allocation(order_id, -cents) for order_id, cents in taken.items())
+        result = AllocationResult(parts, "refund_surplus" if None in taken else "refund")
+        if commit:
+            for order_id, cents in taken.items():
+                if order_id is not None:
+                    self.orders[order_id].allocated_cents -= cents
+            self._unapplied[customer_id] = pool
+            for order_id, cents in surplus_used.items():
+                if cents:
+                    self._surplus[order_id] -= cents
+        return result
+
+    def _add_unapplied(self, customer_id: str, cents: int, order_id: str | None) -> None:
+        self._unapplied[customer_id] = self._unapplied.get(customer_id, 0) + cents
+        if order_id is not None:
+            self._surplus[order_id] = self._surplus.get(order_id, 0) + cents
+
     def _commit(self, customer_id: str, result: AllocationResult) -> None:
+        paid = [p.order_id for p in result.parts if p.order_id is not None]
         for part in result.parts:
             if part.order_id is not None:
                 self.orders[part.order_id].allocated_cents += part.cents
                 if part.cents > 0:
                     self._last_paid[customer_id] = part.order_id
+            elif part.cents > 0:  # the surplus of an over-payment belongs with the order it over-paid
+                self._add_unapplied(customer_id, part.cents, paid[-1] if paid else None)
 
     def _fits(self, amount: int, target: int) -> bool:
         return abs(amount - target) <= self.tolerance_cents

@@ -1,4 +1,13 @@
-"""Customer index and payer-name resolution: credit code, exact core name, alias, learned alias, then fuzzy."""
+"""Customer index and payer-name resolution: credit code, exact full name, exact core name, alias,
+learned alias, then fuzzy.
+
+The order matters: the exact full registered name (or full alias) decides before any
+normalization, so that `某某科技有限公司苏州分公司` is its own customer and not a tie with its
+head office `某某科技有限公司`. Core names match only between the same branch (a head office
+is the branch ""); a branch of a customer, or the head office of a customer that is a branch,
+is only suggested. A person's name is never resolved to a company by the name alone: finance's
+earlier confirmation of a person paying for a company gives at most a suggestion.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +24,7 @@ from recon_pipeline.matching.memo import credit_codes_in_text
 from recon_pipeline.matching.names import (
     DEFAULT_CHANNEL_PREFIXES,
     NameParts,
+    looks_like_person,
     masked_regex,
     parse_company_name,
     regions_compatible,
@@ -31,6 +41,7 @@ class NameMatch:
     reason: str = ""  # why no link: tie, below_threshold, ambiguous_exact, ...
     candidates: tuple[tuple[str, int], ...] = ()  # (customer_id, score), best first
     learned: dict | None = None
+    relation: str = ""  # branch_of_customer / head_office_of_customer / learned_person
 
     @property
     def strong(self) -> bool:
@@ -42,6 +53,17 @@ _NO_MATCH = NameMatch(None, "none", 0, "no_payer_name")
 NOT_RESOLVED = NameMatch(None, "none", 0, "not_resolved")
 _UNRESOLVED = object()
 _RESCORE = 10  # candidates re-scored name-aware after the plain C ratio
+
+
+_ALIAS_SEPARATORS = str.maketrans({"；": ";", "|": ";", "、": ";", "\n": ";"})
+
+
+def split_aliases(cell) -> list[str]:
+    """A customer's aliases cell: `;`, `；`, `|`, `、` or new lines between them (never commas:
+    `XX TRADING (HK) CO., LIMITED` is one name)."""
+    if not isinstance(cell, str):
+        return []
+    return sorted({a.strip() for a in cell.translate(_ALIAS_SEPARATORS).split(";") if a.strip()})
 
 
 def bigrams(text: str) -> list[str]:
@@ -59,6 +81,9 @@ class CustomerIndex:
     by_core: dict[str, list[int]]
     by_alias: dict[str, list[int]]
     by_credit_code: dict[str, int]
+    by_full_name: dict[str, list[int]]  # full key of a registered name -> customers
+    by_full_alias: dict[str, list[int]]  # full key of an alias -> customers
+    alias_parts: dict[tuple[str, int], NameParts]  # (alias core, customer) -> the alias taken apart
     postings: dict[str, list[int]]
     position: dict[str, int]
     _arrays: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # postings as arrays, on demand
@@ -70,29 +95,35 @@ class CustomerIndex:
         names = [n if isinstance(n, str) else "" for n in customers["customer_name"]]
         parts = [parse_company_name(n, channel_prefixes) for n in names]
         by_core: dict[str, list[int]] = defaultdict(list)
+        by_full_name: dict[str, list[int]] = defaultdict(list)
         postings: dict[str, list[int]] = defaultdict(list)
         for i, p in enumerate(parts):
             if p.is_empty:
                 continue
             by_core[p.core].append(i)
+            by_full_name[p.full_key].append(i)
             for gram in set(bigrams(p.core)):
                 postings[gram].append(i)
         by_alias: dict[str, list[int]] = defaultdict(list)
+        by_full_alias: dict[str, list[int]] = defaultdict(list)
+        alias_parts: dict[tuple[str, int], NameParts] = {}
         aliases = customers["aliases"] if "aliases" in customers else [None] * len(ids)
         for i, cell in enumerate(aliases):
-            if not isinstance(cell, str):
-                continue
-            for alias in {a.strip() for a in cell.replace("；", ";").split(";") if a.strip()}:
-                core = parse_company_name(alias, channel_prefixes).core
+            for alias in split_aliases(cell):
+                alias_name = parse_company_name(alias, channel_prefixes)
+                core = alias_name.core
                 if core and i not in by_alias[core]:
                     by_alias[core].append(i)
+                    alias_parts[(core, i)] = alias_name
+                if alias_name.full_key and i not in by_full_alias[alias_name.full_key]:
+                    by_full_alias[alias_name.full_key].append(i)
         by_credit: dict[str, int] = {}
         codes = customers["credit_code"] if "credit_code" in customers else [None] * len(ids)
         for i, code in enumerate(codes):
             if isinstance(code, str) and code.strip():
                 by_credit[code.strip().upper()] = i
-        return cls(ids, names, parts, dict(by_core), dict(by_alias), by_credit, dict(postings),
-                   {cid: i for i, cid in enumerate(ids)})
+        return cls(ids, names, parts, dict(by_core), dict(by_alias), by_credit, dict(by_full_name),
+                   dict(by_full_alias), alias_parts, dict(postings), {cid: i for i, cid in enumerate(ids)})
 
     def candidates(self, payer: NameParts, options: MatchOptions) -> list[int]:
         """Customers sharing the payer's rarer core bigrams (blocking instead of all pairs).
@@ -188,8 +219,17 @@ class NameResolver:
             i = index.by_credit_code.get(code)
             if i is not None and allowed(i):
                 return NameMatch(index.ids[i], "exact_name", 100, "credit_code", ((index.ids[i], 100),))
-        same_core = [i for i in index.by_core.get(payer.core, []) if allowed(i)]
-        compatible = [i for i in same_core if regions_compatible(payer.regions, index.parts[i].regions)]
+        # The full registered name (then a full alias) as written, before any normalization.
+        for table, method, reason in ((index.by_full_name, "exact_name", "registered_name"),
+                                      (index.by_full_alias, "alias", "registered_alias")):
+            full = [i for i in table.get(payer.full_key, ()) if allowed(i)]
+            if len(full) == 1:
+                return NameMatch(index.ids[full[0]], method, 100, reason, ((index.ids[full[0]], 100),))
+            if len(full) > 1:
+                return NameMatch(None, "none", 0, "ambiguous_exact_name", tuple((index.ids[i], 100) for i in full[:5]))
+        same_core = [i for i in index.by_core.get(payer.core, []) if allowed(i)
+                     and regions_compatible(payer.regions, index.parts[i].regions)]
+        compatible = [i for i in same_core if index.parts[i].branch == payer.branch]
         if len(compatible) > 1 and payer.regions:  # the payer's own region picks one
             exact_region = [i for i in compatible if set(index.parts[i].regions) == set(payer.regions)]
             compatible = exact_region if len(exact_region) == 1 else compatible
@@ -202,14 +242,44 @@ class NameResolver:
                 return NameMatch(index.ids[aliased[0]], "alias", 100, "", ((index.ids[aliased[0]], 100),))
             return NameMatch(None, "none", 0, "ambiguous_exact_name",
                              tuple((index.ids[i], 100) for i in compatible[:5]))
-        aliased = [i for i in index.by_alias.get(payer.core, []) if allowed(i)
-                   and regions_compatible(payer.regions, index.parts[i].regions)]
+        aliased = [i for i in index.by_alias.get(payer.core, []) if allowed(i) and self._alias_fits(payer, i)]
         if len(aliased) == 1:
             return NameMatch(index.ids[aliased[0]], "alias", 100, "", ((index.ids[aliased[0]], 100),))
+        if same_core:  # the same company name, another branch: a branch pays, or its head office
+            return self._other_branch(payer, same_core)
+        if use_learned and looks_like_person(payer):
+            customer_id, provenance = self.learned.person_customer(payer.normalized)
+            if customer_id and customer_id not in excluded and customer_id in index.position:
+                return NameMatch(customer_id, "fuzzy", self.options.relation_score, "learned_person",
+                                 ((customer_id, self.options.relation_score),), provenance, "learned_person")
+            return None
         customer_id, provenance = self.learned.name_customer(payer.normalized) if use_learned else (None, None)
         if customer_id and customer_id not in excluded and customer_id in index.position:
             return NameMatch(customer_id, "alias", 100, "learned_alias", ((customer_id, 100),), provenance)
         return None
+
+    def _alias_fits(self, payer: NameParts, i: int) -> bool:
+        """A registered alias with the payer's core: same branch, and regions compatible with the
+        alias as written (an English alias `(HK)` of a 深圳 customer), else with the customer."""
+        alias = self.index.alias_parts.get((payer.core, i))
+        reference = alias if alias is not None and alias.regions else self.index.parts[i]
+        branch = alias.branch if alias is not None else self.index.parts[i].branch
+        return branch == payer.branch and regions_compatible(payer.regions, reference.regions)
+
+    def _other_branch(self, payer: NameParts, same_core: list[int]) -> NameMatch:
+        """The payer's company is a customer under another branch: a suggestion at most. A branch
+        payer's head office first; a head office payer with one branch customer."""
+        index, score = self.index, self.options.relation_score
+        heads = [i for i in same_core if not index.parts[i].branch]
+        pool = heads if payer.branch and heads else same_core
+        candidates = tuple((index.ids[i], score) for i in pool[:5])
+        if len(pool) != 1:
+            return NameMatch(None, "none", score, "ambiguous_branch", candidates)
+        if not payer.branch:
+            relation = "head_office_of_customer"
+        else:
+            relation = "other_branch_of_customer" if index.parts[pool[0]].branch else "branch_of_customer"
+        return NameMatch(index.ids[pool[0]], "fuzzy", score, relation, candidates, relation=relation)
 
     def _fuzzy(self, payer: NameParts, excluded: frozenset[str]) -> NameMatch:
         index, options = self.index, self.options

@@ -5,17 +5,25 @@ current state of the sources as pandas frames (amounts as int64 cents) and retur
 `matching.receipt_links` (see docs/architecture.md).
 
 Linking, strongest first (CONTRACT.md section 3); only the first four link automatically:
-1. `memo_order_id`: an existing order's ID in the memo, and a payer plausible for that
-   order's customer (else the link is only suggested: someone else may have paid for them);
+1. `memo_order_id`: an existing order's ID in the memo links to that order's customer, whoever
+   pays (the customer, a parent company, a person, a payment intermediary: the relation is in
+   the evidence); suggested only when the IDs name several customers' orders, or when the
+   amount contradicts them (more than they still owe; a payer we know nothing about must pay
+   what they owe), see linking.py;
 2. `payer_account`: a payer account finance already confirmed for one customer (write-offs,
    confirmed feedback);
-3. `exact_name`: the same core name (names.py) as exactly one customer in a compatible region,
-   or the customer's credit code in the name or memo;
+3. `exact_name`: the full registered name as written (before any normalization), else the same
+   core name (names.py) and branch as exactly one customer in a compatible region, or the
+   customer's credit code in the name; a branch of a customer is only suggested;
 4. `alias`: a registered alias, or a payer name finance confirmed before (learned alias);
 5. `fuzzy`: rapidfuzz scores against candidates from a character-bigram index; at or above
    `matching.fuzzy_suggest_threshold` it is a suggestion, and when the best two candidates are
    within `payer_matching.abstain_margin` the engine abstains. Same brand with another region
    or industry word (confusable companies) is never an exact match, so never auto-linked.
+
+A memo that says the money is not for goods (押金, 保证金, 利息, ...) blocks a fuzzy suggestion;
+a strong link keeps the customer and the money unapplied. `risk_flags` in the evidence say why
+finance should look twice (docs/architecture.md).
 
 Finance's decisions win: an active write-off confirms its (txn, order) link (method kept when
 the engine found that customer, else `manual`); `match_feedback` confirms or rejects a
@@ -37,8 +45,9 @@ from recon_pipeline.matching.allocation import AllocationResult, OpenOrder, Orde
 from recon_pipeline.matching.customer_index import CustomerIndex, NameResolver
 from recon_pipeline.matching.inputs import LINK_COLUMNS, MatchingInputs, MatchOptions, column_values, row_records
 from recon_pipeline.matching.learning import Learned, account_key, learn_from_finance
-from recon_pipeline.matching.linking import LineLink, link_line, memo_refs
+from recon_pipeline.matching.linking import MEMO_FIT, LineLink, LinkContext, link_line, memo_refs
 from recon_pipeline.matching.names import NameParts, parse_company_name
+from recon_pipeline.matching.payers import memo_purpose, says_surplus_refund
 from recon_pipeline.progress import start_tracking
 from recon_pipeline.settings import Settings
 
@@ -97,6 +106,9 @@ def build_receipt_links(inputs: MatchingInputs, settings: Settings | None = None
     learned = learn_from_finance(inputs, contracts, options)
     resolver = NameResolver(index, learned, options)
     book = _order_book(inputs, options, tolerance_cents)
+    context = LinkContext(resolver, learned, region_codes, order_customer,
+                          {order_id: order.due_cents for order_id, order in book.orders.items()},
+                          tolerance_cents=tolerance_cents)
 
     writeoffs_by_txn: dict[str, list] = defaultdict(list)
     if inputs.writeoffs is not None and not inputs.writeoffs.empty:
@@ -129,21 +141,22 @@ def build_receipt_links(inputs: MatchingInputs, settings: Settings | None = None
             account_no, txn_id, amount = str(account_no), str(txn_id), int(amount)
             memo = memo if isinstance(memo, str) else ""
             name = name if isinstance(name, str) else None
+            purpose = memo_purpose(memo, options) if amount > 0 else ""
             writeoffs = writeoffs_by_txn.get(txn_id, _NONE)
             # A debit counts only when linked automatically (or by finance): no fuzzy suggestion needed.
             strong_only = amount < 0 and not writeoffs and (account_no, txn_id) not in learned.confirmed_txn
             cacheable = payer_repeat and share and not _HAS_DIGIT.search(memo) and (account_no, txn_id) not in decided
             link = None
             if cacheable:
-                cache_key = (name, account_raw if isinstance(account_raw, str) else None)
+                cache_key = (name, account_raw if isinstance(account_raw, str) else None, purpose)
                 link = by_payer.get(cache_key)
                 if link is None and strong_only:
                     link = by_payer_strong.get(cache_key)
             if link is None:
                 payer = parse_company_name(name, options.channel_prefixes)
                 account = account_key(account_raw, payer)
-                link = link_line(account_no, txn_id, payer, account, memo, region_codes, order_customer, resolver,
-                                 learned, strong_only=strong_only, remember=name_repeat)
+                link = link_line(account_no, txn_id, amount, payer, account, memo, purpose, context,
+                                 strong_only=strong_only, remember=name_repeat)
                 if cacheable:
                     if link.complete:
                         link.shareable = True
@@ -154,13 +167,13 @@ def build_receipt_links(inputs: MatchingInputs, settings: Settings | None = None
                 linked_customers[(account_no, txn_id)] = link.customer_id
             if amount < 0 and strong_only and link.status != "auto_linked":
                 continue  # an unlinked debit leaves no row
-            rows.extend(_allocate_line(account_no, txn_id, amount, link, book, learned, writeoffs))
+            rows.extend(_allocate_line(account_no, txn_id, amount, memo, link, book, learned, writeoffs, options))
         if rows:
             frames.append(_links_frame(rows))
         del rows, columns, part
         tracker.update(min(start + _SLICE_ROWS, len(bank)))
     tracker.close()
-    del by_payer, by_payer_strong, resolver, bank
+    del by_payer, by_payer_strong, resolver, context, bank
     # The per-run caches of distinct payer names are not needed after the run.
     parse_company_name.cache_clear()
     _payer_json.cache_clear()
@@ -231,16 +244,20 @@ def _extra_json(extra: dict) -> str:
     return _JSON.encode(extra)
 
 
-def _allocate_line(account_no: str, txn_id: str, amount: int, link: LineLink, book: OrderBook,
-                   learned: Learned, writeoffs: list) -> list[tuple]:
+def _allocate_line(account_no: str, txn_id: str, amount: int, memo: str, link: LineLink, book: OrderBook,
+                   learned: Learned, writeoffs: list, options: MatchOptions) -> list[tuple]:
     extra: dict[str, Any] = {}  # evidence this step adds to the link's
+    evidence_override: dict | None = None  # the link's evidence with this line's own additions
 
     def dump() -> str:
-        static = link.static_json
-        if static is None:
-            static = _dump(link.evidence)
-            if link.shareable:  # serialized once, when a line of this payer first needs it
-                link.static_json = static
+        if evidence_override is not None:
+            static = _dump(evidence_override)
+        else:
+            static = link.static_json
+            if static is None:
+                static = _dump(link.evidence)
+                if link.shareable:  # serialized once, when a line of this payer first needs it
+                    link.static_json = static
         if not extra:
             return static
         return static[:-1] + (", " if len(static) > 2 else "") + _extra_json(extra)[1:]
@@ -261,14 +278,23 @@ def _allocate_line(account_no: str, txn_id: str, amount: int, link: LineLink, bo
             method, score = "manual", 100
         customer_id, status = confirmed["customer_id"], "confirmed"
         extra["confirmed"] = confirmed
+    elif link.memo_check and status == "auto_linked" and amount > 0:
+        # Someone else paid with the memo's order ID: automatic only if the amount agrees.
+        verdict = book.memo_fit(customer_id, amount, link.memo_orders)
+        if verdict != "fit" and (link.memo_check == MEMO_FIT or verdict in ("over", "closed")):
+            status, score = "suggested", options.relation_score
+            evidence_override = {**link.evidence, "memo_amount": verdict,
+                                 "risk_flags": [*link.evidence.get("risk_flags", ()), "amount_contradicts_memo"]}
 
     def row(order_id, cents, ev_json):
         return (account_no, txn_id, customer_id, order_id, int(cents), method, int(score), status, ev_json)
 
-    if amount < 0:  # a debit appears only as a refund taken back from an order
-        if customer_id is None or status not in ("auto_linked", "confirmed"):
+    linked = status in ("auto_linked", "confirmed")
+    if amount < 0:  # a debit appears only as a refund: of unapplied cash, or taken back from an order
+        if customer_id is None or not linked:
             return []
-        result = book.allocate_refund(customer_id, amount, link.memo_orders)
+        result = book.allocate_refund(customer_id, amount, link.memo_orders,
+                                      surplus_hint=says_surplus_refund(memo, options))
         if result is None:
             return []
         extra["allocation"] = result.evidence()
@@ -287,8 +313,12 @@ def _allocate_line(account_no: str, txn_id: str, amount: int, link: LineLink, bo
     result: AllocationResult | None = None
     if remaining > 0 and writeoffs:  # finance allocated this credit; the rest stays unapplied
         rows.append((None, remaining, None))
+        book.hold(customer_id, remaining, writeoffs[-1].order_id if len(writeoffs) == 1 else None)
+    elif remaining > 0 and link.hold and linked and not link.memo_orders:
+        result = book.hold(customer_id, remaining)  # the memo says it is not a payment for goods
+        rows.extend((p.order_id, p.cents, None) for p in result.parts)
+        extra["allocation"] = result.evidence()
     elif remaining > 0:
-        linked = status in ("auto_linked", "confirmed")
         memo_orders = link.memo_orders if not writeoffs else []
         result = book.allocate_credit(customer_id, remaining, memo_orders, commit=linked)
         rows.extend((p.order_id, p.cents, None) for p in result.parts)

@@ -5,7 +5,7 @@ expected_allocations (`order_id:amount;...`, amounts in yuan; an empty order id 
 variant, is_duplicate_of_earlier_download.
 
 `evaluate(links, bank_truth)` returns an `EvaluationReport`: overall figures, and per method
-and per variant tables (precision = right customer among linked lines; recall = share of lines
+and per variant (tag: the messy case a line was made for) tables (precision = right customer among linked lines; recall = share of lines
 with a true customer that were auto-linked to it; reached = share whose true customer was
 auto-linked or suggested). `report.text()` is the printable summary.
 """
@@ -25,6 +25,10 @@ def _text(value) -> str:
     if value is None or (isinstance(value, float) and value != value) or value is pd.NA:
         return ""
     return str(value).strip()
+
+
+def _true(column: pd.Series) -> pd.Series:
+    return column.astype(str).str.lower().isin(["true", "1", "yes"])
 
 
 def parse_expected_allocations(text: str) -> dict[str | None, int]:
@@ -82,7 +86,7 @@ class EvaluationReport:
             "by method:",
             self.by_method.to_string(index=False),
             "",
-            "by variant:",
+            "by variant (the messy case each line was made for; its tag in bank_truth.csv):",
             self.by_variant.to_string(index=False),
         ]
         return "\n".join(lines)
@@ -97,7 +101,7 @@ def evaluate(links: pd.DataFrame, bank_truth: pd.DataFrame) -> EvaluationReport:
     truth["account_no"] = truth["account_no"].astype(str)
     truth["txn_id"] = truth["txn_id"].astype(str)
     if "is_duplicate_of_earlier_download" in truth:
-        duplicate = truth["is_duplicate_of_earlier_download"].astype(str).str.lower().isin(["true", "1", "yes"])
+        duplicate = _true(truth["is_duplicate_of_earlier_download"])
         truth = truth[~duplicate]
     truth = truth.drop_duplicates(["account_no", "txn_id"])
     answers = per_transaction(links)
@@ -123,6 +127,10 @@ def evaluate(links: pd.DataFrame, bank_truth: pd.DataFrame) -> EvaluationReport:
     unambiguous = scored["has_customer"] & scored["expected"].map(bool)
     if "allocation_unambiguous" in scored:
         unambiguous &= scored["allocation_unambiguous"].astype(str).str.lower().isin(["true", "1"])
+    if "strong_evidence" in scored and "written_off" in scored:
+        # Only lines the engine should link without a human (or finance wrote off): a line that
+        # is rightly only a suggestion has no allocation to be right about.
+        unambiguous &= (scored["strong_evidence"].map(_text) != "") | _true(scored["written_off"])
     scored["allocation_correct"] = [
         bool(linked and isinstance(actual, dict) and {k: v for k, v in actual.items() if v}
              == {k: v for k, v in want.items() if v})
@@ -162,11 +170,14 @@ def evaluate(links: pd.DataFrame, bank_truth: pd.DataFrame) -> EvaluationReport:
     by_method["recall_share"] = [_share(r, summary["with_customer"]) for r in by_method["right_auto"]]
 
     scored["variant"] = variant
-    by_variant = (scored.assign(linked_right=scored["linked"] & scored["right_customer"])
+    by_variant = (scored.assign(linked_right=scored["linked"] & scored["right_customer"],
+                                linked_wrong=scored["linked"] & ~scored["right_customer"],
+                                suggested_right=scored["suggested"] & scored["right_customer"])
                   .groupby("variant")
                   .agg(lines=("txn_id", "size"), with_customer=("has_customer", "sum"), auto_linked=("linked", "sum"),
-                       right_auto=("linked_right", "sum"), reached=("reached", "sum"),
-                       suggested=("suggested", "sum"))
+                       right_auto=("linked_right", "sum"), wrong_auto=("linked_wrong", "sum"),
+                       reached=("reached", "sum"), suggested=("suggested", "sum"),
+                       right_suggested=("suggested_right", "sum"))
                   .reset_index())
     by_variant["precision"] = [_share(r, n) for r, n in zip(by_variant["right_auto"], by_variant["auto_linked"])]
     by_variant["recall"] = [_share(r, n) for r, n in zip(by_variant["right_auto"], by_variant["with_customer"])]

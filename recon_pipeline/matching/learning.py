@@ -1,4 +1,11 @@
-"""Learning from finance: payer accounts and names confirmed by write-offs and feedback, and rejections."""
+"""Learning from finance: payer accounts and names confirmed by write-offs and feedback, and rejections.
+
+What is learned is what identifies the customer: the payer *account* together with the company
+it paid for, and a company name as a learned alias. A private person's name is never a company
+alias (people pay for several companies): it is kept apart and gives at most a suggestion. A
+payment intermediary's name and account, and the pooled account behind a channel prefix
+(支付宝－某某), are never learned at all.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +15,8 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from recon_pipeline.matching.inputs import MatchingInputs, MatchOptions, clean_text, column_values, row_records
-from recon_pipeline.matching.names import NameParts, parse_company_name
+from recon_pipeline.matching.names import NameParts, looks_like_person, parse_company_name
+from recon_pipeline.matching.payers import Intermediaries
 
 
 @dataclass
@@ -17,6 +25,7 @@ class Learned:
 
     accounts: dict[str, dict[str, dict]] = field(default_factory=lambda: defaultdict(dict))
     names: dict[str, dict[str, dict]] = field(default_factory=lambda: defaultdict(dict))
+    person_names: dict[str, dict[str, dict]] = field(default_factory=lambda: defaultdict(dict))
     confirmed_txn: dict[tuple[str, str], dict] = field(default_factory=dict)  # -> {customer_id, provenance}
     rejected_txn: dict[tuple[str, str], set[str]] = field(default_factory=lambda: defaultdict(set))
     rejected_payer: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))  # payer key -> customers
@@ -29,11 +38,11 @@ class Learned:
         return None, None
 
     def name_customer(self, normalized: str) -> tuple[str | None, dict | None]:
-        seen = self.names.get(normalized) if normalized else None
-        if seen and len(seen) == 1:
-            ((customer_id, provenance),) = seen.items()
-            return customer_id, provenance
-        return None, None
+        return _only(self.names.get(normalized) if normalized else None)
+
+    def person_customer(self, normalized: str) -> tuple[str | None, dict | None]:
+        """The one company a person was confirmed paying for (a suggestion, never a link)."""
+        return _only(self.person_names.get(normalized) if normalized else None)
 
     def rejected_for(self, account_no: str, txn_id: str, keys: list[str]) -> frozenset[str]:
         """Customers finance rejected for this bank line or this payer (account or name)."""
@@ -43,6 +52,13 @@ class Learned:
         for key in keys:
             out |= self.rejected_payer.get(key, set())
         return frozenset(out)
+
+
+def _only(seen: dict[str, dict] | None) -> tuple[str | None, dict | None]:
+    if seen and len(seen) == 1:
+        ((customer_id, provenance),) = seen.items()
+        return customer_id, provenance
+    return None, None
 
 
 def account_key(counterparty_account, payer: NameParts) -> str:
@@ -94,6 +110,7 @@ def latest_decisions(feedback: pd.DataFrame, order_customer: dict, decided_in_ti
 def learn_from_finance(inputs: MatchingInputs, contracts: pd.DataFrame, options: MatchOptions) -> Learned:
     """Confirmed payer accounts and names (learned aliases) and rejections, with provenance."""
     learned = Learned()
+    intermediaries = Intermediaries.from_options(options)
     as_of = pd.Timestamp(inputs.as_of) if inputs.as_of is not None else None
     order_customer = dict(zip(column_values(contracts["order_id"]), column_values(contracts["customer_id"])))
     decided_txns: set[str] = set()
@@ -111,10 +128,12 @@ def learn_from_finance(inputs: MatchingInputs, contracts: pd.DataFrame, options:
         payer = parse_company_name(clean_text(name) or None, options.channel_prefixes)
         account = account_key(account_raw, payer)
         provenance = {**provenance, "account_no": str(account_no), "txn_id": str(txn_id)}
-        if account:
+        intermediary = intermediaries.covers(payer)
+        if account and not (intermediary or payer.channel):  # a channel's pooled account is everybody's
             learned.accounts[account].setdefault(customer_id, provenance)
-        if payer.normalized and not payer.masked:
-            learned.names[payer.normalized].setdefault(customer_id, provenance)
+        if payer.normalized and not payer.masked and not intermediary:
+            names = learned.person_names if looks_like_person(payer) else learned.names
+            names[payer.normalized].setdefault(customer_id, provenance)
         learned.confirmed_txn.setdefault((str(account_no), str(txn_id)), {"customer_id": customer_id, **provenance})
 
     def decided_in_time(when) -> bool:
@@ -146,6 +165,9 @@ def learn_from_finance(inputs: MatchingInputs, contracts: pd.DataFrame, options:
                 elif decision in REJECT_WORDS:
                     learned.rejected_txn[(str(account_no), str(txn_id))].add(customer_id)
                     payer = parse_company_name(clean_text(name) or None, options.channel_prefixes)
-                    for key in payer_keys(account_key(account_raw, payer), payer):
+                    if intermediaries.covers(payer):
+                        continue  # the channel pays for everybody: the rejection is this line's only
+                    account = "" if payer.channel else account_key(account_raw, payer)
+                    for key in payer_keys(account, payer):
                         learned.rejected_payer[key].add(customer_id)
     return learned

@@ -13,7 +13,21 @@ Data, not hand-typed lists:
   hierarchy);
 - legal-form suffixes and industry words: `companynameparser`'s `data/suffix.txt` and
   `data/trade.txt` (a company-name parser's dictionaries).
-- traditional -> simplified: `opencc` (`t2s`); full/half width: Unicode NFKC.
+- traditional -> simplified: `opencc` (`t2s`); full/half width: Unicode NFKC;
+- place names in Latin script (`SHANGHAI XX TRADING CO., LTD.`, `XX (SHENZHEN) CO., LIMITED`):
+  `pypinyin` readings of the same province and prefecture names, plus the exonyms pinyin does
+  not give (Hong Kong, Macau, China).
+
+Two things are kept beside the core so that they are never normalized away:
+- `full_key`: the whole name as registered (legal form and branch included, only width, script,
+  case, brackets and punctuation folded). An exact full name decides before any normalization.
+- `branch`: the branch a name designates (`某某科技有限公司苏州分公司` -> `苏州分公司`). A branch
+  has its own 统一社会信用代码: it is another customer than its head office.
+
+Latin-script names (`XX TRADING (HK) CO., LIMITED`) are taken apart by words: legal-form words
+(Co., Ltd., Limited, Inc., Corp., GmbH, ...) and place words are removed from the core, the rest
+is joined without spaces (banks print them with and without). Latin names get no brand/industry
+split: `Global Tech` is not `Global Technologies Ltd`.
 """
 
 from __future__ import annotations
@@ -26,11 +40,15 @@ from functools import lru_cache
 from importlib import resources
 
 import opencc
+from pypinyin import lazy_pinyin
 
 # Morphemes that make a suffix a legal form (the contract's "有限/责任/公司" generic words),
 # used to pick the legal forms out of companynameparser's wider list of shop/business suffixes.
 _LEGAL_FORM = re.compile(r"^(有限|责任|股份|公司|集团|合伙|普通|控股|总|分|子|支|第一)+$")
 _BRANCH_FORM = re.compile(r"(分公司|支公司|分行|营业部|办事处|分部)$")
+# Legal forms a branch name follows: 某某科技有限公司 | 苏州 | 分公司.
+_HEAD_LEGAL_FORMS = ("有限责任公司", "股份有限公司", "有限公司", "公司", "集团")
+_MAX_BRANCH_NAME = 12
 # Suffixes of administrative names whose short form is also used alone (浙江省 -> 浙江).
 _ADMIN_SUFFIXES = ("特别行政区", "维吾尔自治区", "壮族自治区", "回族自治区", "自治区", "省", "市")
 # Bank/statement masking characters after NFKC.
@@ -41,6 +59,22 @@ _BRACKETS = str.maketrans({"【": "(", "】": ")", "〔": "(", "〕": ")", "[": 
                            "《": "(", "》": ")"})
 _BRACKETED = re.compile(r"\(([^()]*)\)")
 _NOT_NAME_CHAR = re.compile(r"[^0-9a-z\u3400-\u9fff*]+")
+_CJK = re.compile(r"[\u3400-\u9fff]")
+_LATIN_WORD = re.compile(r"[0-9a-z*]+")
+_MIDDLE_DOT = re.compile(r"[·•・‧]")
+# Latin legal-form words, in the canonical spelling the full key uses (Limited -> ltd).
+_LATIN_LEGAL = {
+    "co": "co", "company": "co", "cos": "co", "ltd": "ltd", "limited": "ltd", "inc": "inc",
+    "incorporated": "inc", "corp": "corp", "corporation": "corp", "llc": "llc", "plc": "plc", "lp": "lp",
+    "llp": "llp", "gmbh": "gmbh", "mbh": "gmbh", "ag": "ag", "kg": "kg", "kgaa": "kgaa", "se": "se", "sa": "sa",
+    "sas": "sas", "sarl": "sarl", "srl": "srl", "spa": "spa", "nv": "nv", "bv": "bv", "pte": "pte",
+    "pty": "pty", "kk": "kk", "oy": "oy", "ab": "ab", "sdn": "sdn", "bhd": "bhd", "group": "group",
+}
+# Words whose truncation (SWIFT names are cut at 35 characters) still reads as a legal form.
+_LATIN_TRUNCATABLE = ("limited", "company", "corporation", "incorporated")
+# Places pinyin does not give the usual English name of.
+_LATIN_EXONYMS = {"hk": "香港", "hongkong": "香港", "hksar": "香港", "kowloon": "香港", "macau": "澳门",
+                  "macao": "澳门", "china": "中国", "prc": "中国", "taiwan": "台湾", "canton": "广州"}
 _MIN_BRAND_CHARS = 2
 
 DEFAULT_CHANNEL_PREFIXES = ("支付宝", "财付通", "微信支付", "微信", "银联", "云闪付", "京东支付",
@@ -68,6 +102,9 @@ class NameParts:
     channel: str = ""
     account_digits: str = ""
     masked: bool = False
+    full_key: str = ""  # the whole name, folded but not reduced: compared before any normalization
+    branch: str = ""  # 苏州分公司 for a branch, "" for a head office
+    latin: bool = False  # written in Latin script
 
     @property
     def is_empty(self) -> bool:
@@ -80,8 +117,11 @@ class NameParts:
         return masked_regex(self.core)
 
     def evidence(self) -> dict:
-        return {"raw": self.raw, "normalized": self.normalized, "core": self.core,
-                "brand": self.brand, "industry": self.industry, "regions": list(self.regions)}
+        out = {"raw": self.raw, "normalized": self.normalized, "core": self.core,
+               "brand": self.brand, "industry": self.industry, "regions": list(self.regions)}
+        if self.branch:
+            out["branch"] = self.branch
+        return out
 
 
 @dataclass(frozen=True)
@@ -93,6 +133,7 @@ class _Vocabulary:
     max_place_len: int
     max_legal_len: int
     max_industry_len: int
+    latin_places: dict[str, str]  # Latin place word -> the Chinese place word it reads
 
 
 def _read_package_text(package: str, path: str) -> str:
@@ -102,6 +143,7 @@ def _read_package_text(package: str, path: str) -> str:
 @lru_cache(maxsize=1)
 def vocabulary() -> _Vocabulary:
     places: dict[str, set[str]] = {}
+    latin_places: dict[str, str] = {}
     for row in csv.DictReader(_read_package_text("cpca", "resources/adcodes.csv").splitlines()):
         name, adcode = row["name"].strip(), row["adcode"].strip()
         if not name:
@@ -110,11 +152,16 @@ def vocabulary() -> _Vocabulary:
         # Provinces and prefecture-level cities are written without their suffix too
         # (北京, 杭州); counties only in full, since their short forms are common brand words.
         if adcode.endswith("00000000"):
+            short = name
             for suffix in _ADMIN_SUFFIXES:
                 if name.endswith(suffix) and len(name) - len(suffix) >= 2:
-                    places.setdefault(name[: -len(suffix)], set()).add(adcode)
+                    short = name[: -len(suffix)]
+                    places.setdefault(short, set()).add(adcode)
                     break
+            if _CJK.fullmatch(short[:1] or "x") and len(short) <= 4:
+                latin_places.setdefault("".join(lazy_pinyin(short)), short)
     places.setdefault("中国", set()).add("000000000000")
+    latin_places.update(_LATIN_EXONYMS)
     suffixes = [s.strip() for s in _read_package_text("companynameparser", "data/suffix.txt").splitlines()]
     legal = {s for s in suffixes if s and _LEGAL_FORM.match(s)} | {"有限公司", "有限责任公司"}
     branch = frozenset(s for s in suffixes if s and _BRANCH_FORM.search(s)) | {"分公司", "支公司", "分行"}
@@ -128,6 +175,7 @@ def vocabulary() -> _Vocabulary:
         max_place_len=max(map(len, places)),
         max_legal_len=max(map(len, legal | branch)),
         max_industry_len=max(map(len, trades)),
+        latin_places=latin_places,
     )
 
 
@@ -203,6 +251,10 @@ def parse_company_name(raw: str | None, channel_prefixes: tuple[str, ...] = DEFA
     if digits:
         text = _ACCOUNT_RUN.sub(" ", text)
 
+    if not _CJK.search(text) and re.search(r"[a-z]", text):
+        return _parse_latin(raw, text, channel, account_digits)
+    full_key = _NOT_NAME_CHAR.sub("", text)
+
     regions: list[str] = []
     legal: list[str] = []
 
@@ -222,21 +274,16 @@ def parse_company_name(raw: str | None, channel_prefixes: tuple[str, ...] = DEFA
         previous, text = text, _BRACKETED.sub(bracket, text)
     text = text.replace("(", "").replace(")", "")
     normalized = _NOT_NAME_CHAR.sub("", text)
-    work = normalized
 
     vocab = vocabulary()
-    # Legal forms and branches from the end: 某某科技有限公司上海分公司 -> 某某科技 (+上海, 分公司).
+    work, branch = _split_branch(normalized, legal)
+    # Legal forms from the end: 某某科技有限公司 -> 某某科技 (+有限公司).
     while True:
         suffix = _longest_suffix(work, vocab.legal_suffixes, vocab.max_legal_len)
         if not suffix or len(work) == len(suffix):
             break
         legal.insert(0, suffix)
         work = work[: -len(suffix)]
-        if suffix in vocab.branch_suffixes:
-            place = _longest_suffix(work, vocab.places, vocab.max_place_len)
-            if place and len(work) - len(place) >= _MIN_BRAND_CHARS:
-                regions.append(place)
-                work = work[: -len(place)]
 
     # Region prefixes: 浙江省杭州市某某 -> [浙江省, 杭州市] + 某某.
     while True:
@@ -275,7 +322,109 @@ def parse_company_name(raw: str | None, channel_prefixes: tuple[str, ...] = DEFA
         channel=channel,
         account_digits=account_digits,
         masked="*" in normalized,
+        full_key=full_key,
+        branch=branch,
     )
+
+
+def _split_branch(name: str, legal: list[str]) -> tuple[str, str]:
+    """(head office name, branch) of a name: 某某科技有限公司苏州分公司 -> (某某科技有限公司, 苏州分公司).
+
+    The branch is what follows the head office's legal form up to a branch marker (分公司, 分行,
+    营业部, ...); without a legal form before it, the place right before the marker
+    (某某科技苏州分公司). Its place is written in its short form (苏州市分公司 -> 苏州分公司).
+    """
+    vocab = vocabulary()
+    marker = _longest_suffix(name, vocab.branch_suffixes, vocab.max_legal_len)
+    if not marker or len(name) - len(marker) < _MIN_BRAND_CHARS:
+        return name, ""
+    before = name[: -len(marker)]
+    cut = max((before.rfind(form) + len(form) for form in _HEAD_LEGAL_FORMS if form in before), default=-1)
+    if cut > 0 and len(before) - cut <= _MAX_BRANCH_NAME:
+        head, branch_name = before[:cut], before[cut:]
+    else:
+        place = _longest_suffix(before, vocab.places, vocab.max_place_len)
+        if place and len(before) - len(place) < _MIN_BRAND_CHARS:
+            place = ""
+        head, branch_name = before[: len(before) - len(place)], place
+    legal.insert(0, marker)
+    return head, canonical_region(branch_name) + marker
+
+
+def _parse_latin(raw: str, text: str, channel: str, account_digits: str) -> NameParts:
+    """A name in Latin script, word by word (see module docstring)."""
+    places = vocabulary().latin_places
+    text = re.sub(r"\bhong\s+kong\b", "hongkong", text.replace("&", " and ").replace(".", ""))
+    text = re.sub(r"\bco\s*,?\s*ltd\b", "co ltd", text)
+    regions: list[str] = []
+    legal: list[str] = []
+    kept_words: list[str] = []  # words of the name, brackets' contents in place
+
+    # Bracketed words: a place `(HK)`, a legal form `(Pty)`, or part of the name.
+    pieces = re.split(r"(\([^()]*\))", text)
+    words: list[tuple[str, bool]] = []  # (word, inside brackets)
+    for piece in pieces:
+        inside = piece.startswith("(") and piece.endswith(")")
+        for word in _LATIN_WORD.findall(piece):
+            words.append((word, inside))
+    core_words: list[str] = []
+    for word, inside in words:
+        kept_words.append(_LATIN_LEGAL.get(word, word))
+        if inside and word in places:
+            regions.append(places[word])
+        elif inside and word in _LATIN_LEGAL:
+            legal.append(_LATIN_LEGAL[word])
+        else:
+            core_words.append(word)
+    # Legal-form words from the end (a truncated last word too: `CO., LIMI`).
+    while core_words:
+        last = core_words[-1]
+        if last in _LATIN_LEGAL:
+            legal.insert(0, _LATIN_LEGAL[last])
+        elif len(last) >= 3 and len(core_words) > 1 and any(w.startswith(last) for w in _LATIN_TRUNCATABLE):
+            legal.insert(0, last)
+        else:
+            break
+        core_words.pop()
+    # One place first or last: `SHANGHAI JINCHENG LOGISTICS`, `XX TRADING HONGKONG`; only with two
+    # words left, since place names are brand words too (`JINCHENG LOGISTICS`: 晋城 or a brand).
+    if len(core_words) > 2 and core_words[0] in places:
+        regions.append(places[core_words.pop(0)])
+    if len(core_words) > 2 and core_words[-1] in places:
+        regions.append(places[core_words.pop()])
+    core = "".join(core_words)
+    return NameParts(
+        raw=raw,
+        normalized=" ".join(kept_words),
+        core=core,
+        brand=core,
+        industry="",
+        regions=tuple(dict.fromkeys(canonical_region(r) for r in regions)),
+        legal_form=" ".join(legal),
+        channel=channel,
+        account_digits=account_digits,
+        masked="*" in core,
+        full_key="".join(kept_words),
+        latin=True,
+    )
+
+
+_PERSON_NAME = re.compile(r"^[\u4e00-\u9fff]{2,4}$")
+_PERSON_NAME_WITH_DOT = re.compile(r"^[\u4e00-\u9fff]{3,10}$")  # 买买提·艾力 (the dot is removed)
+
+
+def looks_like_person(parts: NameParts) -> bool:
+    """A private person's name: 朱佳怡, 买买提·艾力, ZHANG SAN; never a company (no legal form,
+    industry word, region or branch). Short brand names (华为) read the same: callers treat
+    both as "not enough to know the company"."""
+    if parts.legal_form or parts.industry or parts.regions or parts.branch or parts.masked or not parts.core:
+        return False
+    if parts.latin:
+        words = parts.normalized.split()
+        return 2 <= len(words) <= 3 and all(w.isalpha() for w in words)
+    if _MIDDLE_DOT.search(parts.raw):
+        return bool(_PERSON_NAME_WITH_DOT.match(parts.core))
+    return bool(_PERSON_NAME.match(parts.core))
 
 
 def region_codes(regions: tuple[str, ...]) -> list[frozenset[str]]:

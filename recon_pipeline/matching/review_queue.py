@@ -25,10 +25,46 @@ REVIEW_QUEUE_HEADERS = {
     "match_method": "匹配方式",
     "match_score": "匹配分数",
     "candidates": "其他候选",
+    "warning": "风险提示",
     "decision": "决定(confirm/reject)",
     "decided_by": "确认人",
     "decided_at": "确认时间",
 }
+
+
+# What each evidence `risk_flags` entry tells finance (docs/architecture.md lists the flags).
+_RELATIONS = {
+    "branch_of_customer": "付款方是该客户的分公司，不是客户本身",
+    "head_office_of_customer": "付款方是该分公司客户的总公司",
+    "other_branch_of_customer": "付款方是该客户的另一家分支机构",
+    "other_customer": "另一客户代付",
+    "person": "个人代付",
+    "payment_intermediary": "支付机构代收付",
+    "unknown": "未知单位代付",
+}
+
+
+def risk_warning(evidence: dict) -> str:
+    """The Chinese warning the review queue shows for a link's `risk_flags` ("" when none)."""
+    flags = evidence.get("risk_flags") or []
+    relation = _RELATIONS.get(evidence.get("payer_relation", ""), "")
+    texts = []
+    for flag in flags:
+        if flag == "non_sales_memo":
+            texts.append(f"附言显示非货款（{evidence.get('memo_purpose', '')}），请勿直接核销到订单")
+        elif flag == "personal_payer":
+            texts.append("个人付款：仅因财务曾确认此人为该客户付款而建议，请核实")
+        elif flag == "branch_payer":
+            texts.append(relation or "付款方与客户为总分公司关系")
+        elif flag == "third_party_payer":
+            texts.append(f"{relation or '第三方代付'}，以附言订单号为依据")
+        elif flag == "ambiguous_memo":
+            texts.append("附言中的订单号属于多个客户")
+        elif flag == "amount_contradicts_memo":
+            texts.append("金额与附言订单的未结金额不符")
+        elif flag == "payment_intermediary":
+            texts.append("付款方为支付机构，附言中没有可识别的订单号")
+    return "；".join(dict.fromkeys(texts))
 
 
 def review_queue(links: pd.DataFrame, bank: pd.DataFrame, customers: pd.DataFrame) -> pd.DataFrame:
@@ -53,6 +89,7 @@ def review_queue(links: pd.DataFrame, bank: pd.DataFrame, customers: pd.DataFram
     queue["candidates"] = [
         "; ".join(f"{c['customer_id']}({c['score']})" for c in json.loads(ev).get("candidates", [])[1:])
         if isinstance(ev, str) else "" for ev in queue["evidence"]]
+    queue["warning"] = [risk_warning(json.loads(ev)) if isinstance(ev, str) else "" for ev in queue["evidence"]]
     queue = queue.sort_values(["amount_cents", "txn_time", "txn_id"], ascending=[False, True, True])
     queue["amount"] = [cents_text(c) for c in queue["amount_cents"]]
     # A filled-in queue dropped into the landing zone's match_feedback/ folder is read back as

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 import pytest
 
@@ -143,3 +144,42 @@ def test_customer_collection_health_flags_customers_signing_while_paying_later(w
         "SELECT customer_id FROM mart.customer_collection_health WHERE high_risk ORDER BY 1"
     ).fetchall()
     assert stored == [("C01",), ("C03",)]
+
+
+def test_collection_averages_are_exact_decimals_whatever_the_parallelism(wh, settings):
+    # Float averages summed in another order by another thread count differ in the last digits;
+    # the board must be the same bit for bit on every run.
+    as_of = datetime(2025, 6, 30, 12, 0)
+    w1, w2, w3 = (start for start, _ in health.collection_windows(as_of, 30))
+    start = min(w1, w2, w3)
+    # 3,000 orders of 7 customers over the three windows, each paid 3-13 days (and odd seconds) later.
+    wh.conn.execute("""
+        INSERT INTO staging.stg_crm_contracts (order_id, customer_id, salesperson_id, amount, status, signed_at)
+        SELECT printf('25SH%05d', n), printf('C%02d', n % 7), 'S01', 1000.00, 'signed',
+               ?::TIMESTAMP + INTERVAL 1 DAY + (n % 3) * INTERVAL 30 DAY + n * 7 * INTERVAL 1 SECOND
+        FROM range(3000) t(n)""", [start])
+    wh.conn.execute("""
+        INSERT INTO mart.fct_receipt_matches (account_no, txn_id, customer_id, order_id, allocated_amount,
+                                              match_method, match_score, match_status, txn_time, amount)
+        SELECT 'A', printf('P%d', n), customer_id, order_id, amount, 'memo_order_id', 100, 'auto_linked',
+               signed_at + (3 + n % 11) * INTERVAL 1 DAY + (n * 13 % 86400) * INTERVAL 1 SECOND, amount
+        FROM (SELECT *, CAST(substr(order_id, 5) AS INTEGER) AS n FROM staging.stg_crm_contracts)""")
+    tables = []
+    for threads in (1, 2, 4):
+        wh.conn.execute(f"SET threads = {threads}")
+        health.refresh_health(wh.conn, as_of, settings)
+        tables.append(wh.conn.execute("SELECT * FROM mart.customer_collection_health ORDER BY customer_id").fetchall())
+    assert tables[0] == tables[1] == tables[2]
+    types = dict(wh.conn.execute(
+        "SELECT column_name, data_type FROM information_schema.columns "
+        "WHERE table_name = 'customer_collection_health' AND column_name LIKE 'avg_delay_days_%'").fetchall())
+    assert set(types.values()) == {"DECIMAL(10,2)"}
+    delay = health.compute_customer_collection_health(wh.conn, as_of, settings).iloc[0]["avg_delay_days_3"]
+    assert isinstance(delay, Decimal) and delay.as_tuple().exponent == -2
+
+
+def test_exact_average_rounds_half_up_at_the_stated_scale():
+    assert health.exact_average(1, 8, 1, 2) == Decimal("0.13")  # 0.125
+    assert health.exact_average(2, 3, 1, 2) == Decimal("0.67")
+    assert health.exact_average(-5, 2, 1, 0) == Decimal("-3")
+    assert health.exact_average(0, 0, 1, 2) is None

@@ -104,3 +104,57 @@ def test_red_letter_note_lowers_the_due_amount():
     assert due == {"25SH00001": 900_000, "25SH00002": 1_000_000, "25SH00003": 1_000_000}
     b = book(("25SH00001", due["25SH00001"], 1))
     assert b.allocate_credit("C1", 900_000).fit == "exact"
+
+
+def test_refund_of_an_over_payment_takes_the_unapplied_surplus_first():
+    # 75,000 for a 63,000 order: 12,000 unapplied; its refund must not reopen the order.
+    b = book(("25SZ00123", 6_300_000, 1))
+    b.allocate_credit("C1", 7_500_000, ["25SZ00123"])
+    assert b.unapplied_cents("C1") == 1_200_000
+    refund = b.allocate_refund("C1", -1_200_000, ["25SZ00123"])
+    assert refund.parts == (Allocation(None, -1_200_000),) and refund.fit == "refund_surplus"
+    assert b.orders["25SZ00123"].open_cents == 0 and b.unapplied_cents("C1") == 0
+
+
+def test_refund_beyond_the_surplus_takes_the_rest_from_the_order():
+    b = book(("25SZ00123", 6_300_000, 1))
+    b.allocate_credit("C1", 6_500_000)  # 2,000 over
+    refund = b.allocate_refund("C1", -500_000, ["25SZ00123"])
+    assert set(refund.parts) == {Allocation(None, -200_000), Allocation("25SZ00123", -300_000)}
+    assert b.orders["25SZ00123"].open_cents == 300_000
+
+
+def test_refund_without_memo_takes_the_customers_unapplied_cash_before_the_last_paid_order():
+    b = book(("25SH00001", 500_000, 1), ("25SH00002", 300_000, 2))
+    b.allocate_credit("C1", 500_000)
+    b.allocate_credit("C1", 340_000)  # 40.00 over on 25SH00002
+    assert b.allocate_refund("C1", -40_000).parts == (Allocation(None, -40_000),)
+    assert b.allocate_refund("C1", -10_000).parts == (Allocation("25SH00002", -10_000),)
+
+
+def test_refund_of_a_deposit_named_in_the_memo_leaves_other_unapplied_cash_alone():
+    b = book(("25SH00001", 500_000, 1), ("25SH00002", 300_000, 2))
+    b.allocate_credit("C1", 150_000, ["25SH00001"])  # deposit on 25SH00001
+    b.allocate_credit("C1", 320_000, ["25SH00002"])  # 20.00 over on 25SH00002
+    refund = b.allocate_refund("C1", -150_000, ["25SH00001"])
+    assert refund.parts == (Allocation("25SH00001", -150_000),)
+    assert b.unapplied_cents("C1") == 20_000
+    # ... unless the memo says an over-payment is refunded.
+    assert b.allocate_refund("C1", -20_000, ["25SH00001"], surplus_hint=True).parts == (Allocation(None, -20_000),)
+
+
+def test_held_money_is_unapplied_cash_a_later_refund_gives_back():
+    b = book(("25SH00001", 500_000, 1))
+    assert b.hold("C1", 100_000).parts == (Allocation(None, 100_000),)  # 投标保证金
+    assert b.allocate_refund("C1", -100_000).parts == (Allocation(None, -100_000),)  # 退保证金
+    assert b.orders["25SH00001"].open_cents == 500_000
+
+
+def test_memo_fit_compares_a_credit_with_what_the_memo_orders_still_owe():
+    b = book(("25SH00001", 500_000, 1), ("25SH00002", 300_000, 2))
+    assert b.memo_fit("C1", 800_000, ["25SH00001", "25SH00002"]) == "fit"
+    assert b.memo_fit("C1", 300_000, ["25SH00002"]) == "fit"
+    assert b.memo_fit("C1", 100_000, ["25SH00001"]) == "partial"
+    assert b.memo_fit("C1", 900_000, ["25SH00001"]) == "over"
+    b.allocate_credit("C1", 300_000, ["25SH00002"])
+    assert b.memo_fit("C1", 300_000, ["25SH00002"]) == "closed"

@@ -41,10 +41,12 @@ CONTRACTS = [
 ]
 
 
-def inputs(bank_rows, writeoffs=(), feedback=None, invoices=()):
-    customers = pd.DataFrame(CUSTOMERS, columns=["customer_id", "customer_name", "credit_code", "aliases"])
+def inputs(bank_rows, writeoffs=(), feedback=None, invoices=(), customers=None, contracts=None):
+    customers = pd.DataFrame(CUSTOMERS if customers is None else customers,
+                             columns=["customer_id", "customer_name", "credit_code", "aliases"])
     customers["region_code"], customers["industry"] = None, None
-    contracts = pd.DataFrame(CONTRACTS, columns=["order_id", "customer_id", "amount_cents", "signed_at"])
+    contracts = pd.DataFrame(CONTRACTS if contracts is None else contracts,
+                             columns=["order_id", "customer_id", "amount_cents", "signed_at"])
     contracts["customer_name"], contracts["salesperson_id"], contracts["status"] = None, "S1", "signed"
     bank = pd.DataFrame(bank_rows, columns=["account_no", "txn_id", "txn_time", "amount_cents",
                                             "counterparty_name", "counterparty_account", "memo"])
@@ -150,10 +152,17 @@ def test_memo_order_id_links_with_plausible_payer_and_prefers_memo_order():
     assert evidence(links, "T1")["memo_tokens"] == {"25-sh-138": "25SH00138"}
 
 
-def test_memo_order_id_paid_by_an_unknown_company_is_only_suggested():
-    links = run([line("T1", 10_000, "武汉长江物流有限公司", memo="代付25SH00138")])
-    row = first(links, "T1")
-    assert (row.customer_id, row.match_method, row.match_status) == ("C03", "memo_order_id", "suggested")
+def test_memo_order_id_paid_by_an_unknown_company_links_only_for_the_amount_owed():
+    # An agent paying exactly what the named order owes: the memo is the evidence. Paying
+    # another amount, a company we know nothing about is only suggested.
+    links = run([line("T1", 10_000, "武汉长江物流有限公司", memo="代付25SH00138", day=3),
+                 line("T2", 4_000, "武汉长江物流有限公司", memo="代付25SH00137", day=4)])
+    t1, t2 = first(links, "T1"), first(links, "T2")
+    assert (t1.customer_id, t1.order_id, t1.match_method, t1.match_status) == (
+        "C03", "25SH00138", "memo_order_id", "auto_linked")
+    assert evidence(links, "T1")["payer_relation"] == "unknown"
+    assert (t2.customer_id, t2.match_method, t2.match_status) == ("C03", "memo_order_id", "suggested")
+    assert "amount_contradicts_memo" in evidence(links, "T2")["risk_flags"]
 
 
 def test_memo_order_id_paid_by_a_person_links():
@@ -189,10 +198,12 @@ def test_over_payment_leaves_unapplied_cash_row():
 
 
 def test_refund_debit_is_linked_and_unrelated_debit_is_absent():
+    # The refund gives back the over-payment's unapplied surplus: the order keeps its 25,000.
     links = run([line("T1", 26_000, "成都天府软件有限公司", day=3), line("T2", -1_000, "成都天府软件有限公司", day=4),
                  line("T3", -500, "某物业管理有限公司", day=4)])
     t2 = links[links["txn_id"] == "T2"]
-    assert list(zip(t2["order_id"], t2["allocated_cents"])) == [("25CD00001", -100_000)]
+    assert list(zip(t2["order_id"].fillna("-"), t2["allocated_cents"])) == [("-", -100_000)]
+    assert links.loc[links["order_id"] == "25CD00001", "allocated_cents"].sum() == 2_500_000
     assert "T3" not in set(links["txn_id"])
 
 

@@ -77,3 +77,45 @@ def test_region_compatibility_follows_the_administrative_hierarchy():
     assert regions_compatible((), ("北京",))
     assert not regions_compatible(("北京",), ("上海",))
     assert not regions_compatible(("杭州",), ("宁波",))
+
+
+def test_a_branch_keeps_its_branch_apart_from_the_head_offices_core():
+    branch = parse_company_name("江苏恒瑞精密机械有限公司苏州分公司")
+    head = parse_company_name("江苏恒瑞精密机械有限公司")
+    assert branch.core == head.core and branch.branch == "苏州分公司" and head.branch == ""
+    assert branch.full_key != head.full_key
+    assert parse_company_name("江苏恒瑞精密机械有限公司苏州市分公司").branch == "苏州分公司"
+    assert parse_company_name("招商银行股份有限公司深圳分行").branch == "深圳分行"
+
+
+def test_the_full_key_folds_only_width_script_case_and_punctuation():
+    assert parse_company_name("华信科技（北京）有限公司").full_key == parse_company_name("华信科技(北京)有限公司").full_key
+    assert parse_company_name("北京華信科技有限公司").full_key == "北京华信科技有限公司"
+    assert parse_company_name("华信科技(北京)有限公司").full_key != parse_company_name("北京华信科技有限公司").full_key
+
+
+@pytest.mark.parametrize("written", ["KONG FUNG TRADING (HK) CO., LIMITED", "Kong Fung Trading (HK) Co., Ltd.",
+                                     "KONG FUNG TRADING CO LTD", "KONG FUNG TRADING (HONG KONG) COMPANY LIMITED",
+                                     "KONG FUNG TRADING (HK) CO., LIMI"])
+def test_latin_legal_forms_punctuation_and_places_are_not_the_core(written):
+    parts = parse_company_name(written)
+    assert parts.core == "kongfungtrading" and parts.latin
+    assert parts.regions in ((), ("香港",))
+
+
+def test_latin_places_in_pinyin_and_legal_words_of_other_countries():
+    shanghai = parse_company_name("SHANGHAI JINCHENG LOGISTICS CO., LTD.")
+    assert (shanghai.core, shanghai.regions) == ("jinchenglogistics", ("上海",))
+    assert parse_company_name("ACME Technik GmbH").core == "acmetechnik"
+    assert parse_company_name("Acme Corp.").core == parse_company_name("ACME CORPORATION").core == "acme"
+    # No brand/industry split in Latin: a shorter name is not the same company.
+    assert parse_company_name("Global Tech").core != parse_company_name("Global Technologies Ltd").core
+
+
+def test_persons_are_told_from_companies():
+    from recon_pipeline.matching.names import looks_like_person
+
+    for person in ("陈建国", "欧阳子涵", "买买提·艾力", "ZHANG SAN"):
+        assert looks_like_person(parse_company_name(person)), person
+    for company in ("中关村金融", "陈建国贸易有限公司", "北京华信", "KONG FUNG TRADING CO LTD", "华信科技有限公司苏州分公司"):
+        assert not looks_like_person(parse_company_name(company)), company
