@@ -45,6 +45,7 @@ from recon_pipeline.matching.allocation import AllocationResult, OpenOrder, Orde
 from recon_pipeline.matching.customer_index import CustomerIndex, NameResolver
 from recon_pipeline.matching.inputs import LINK_COLUMNS, MatchingInputs, MatchOptions, column_values, row_records
 from recon_pipeline.matching.learning import Learned, account_key, learn_from_finance
+from recon_pipeline.matching.memo import contract_key
 from recon_pipeline.matching.linking import MEMO_FIT, LineLink, LinkContext, link_line, memo_refs
 from recon_pipeline.matching.names import NameParts, parse_company_name
 from recon_pipeline.matching.payers import memo_purpose, says_surplus_refund
@@ -82,6 +83,18 @@ def _order_book(inputs: MatchingInputs, options: MatchOptions, tolerance_cents: 
                                  max_subset_size=options.subset_sum_max_size)
 
 
+def _orders_by_contract(contracts: pd.DataFrame) -> dict[str, tuple[str, ...]]:
+    """Orders by contract number (compared without case and separators), when the CRM gives one."""
+    if "contract_no" not in contracts:
+        return {}
+    found: dict[str, list[str]] = defaultdict(list)
+    for order_id, contract_no in zip(column_values(contracts["order_id"]), column_values(contracts["contract_no"])):
+        key = contract_key(contract_no)
+        if key and isinstance(order_id, str) and order_id not in found[key]:
+            found[key].append(order_id)
+    return {key: tuple(orders) for key, orders in found.items()}
+
+
 def build_receipt_links(inputs: MatchingInputs, settings: Settings | None = None,
                         lines: pd.MultiIndex | None = None, linked_customers: dict | None = None) -> pd.DataFrame:
     """The rows of `matching.receipt_links` for every bank line, or only for `lines` ((account_no,
@@ -108,7 +121,7 @@ def build_receipt_links(inputs: MatchingInputs, settings: Settings | None = None
     book = _order_book(inputs, options, tolerance_cents)
     context = LinkContext(resolver, learned, region_codes, order_customer,
                           {order_id: order.due_cents for order_id, order in book.orders.items()},
-                          tolerance_cents=tolerance_cents)
+                          tolerance_cents=tolerance_cents, orders_by_contract=_orders_by_contract(contracts))
 
     writeoffs_by_txn: dict[str, list] = defaultdict(list)
     if inputs.writeoffs is not None and not inputs.writeoffs.empty:

@@ -51,7 +51,7 @@ class MatchingInputs:
                 counterparty_account, memo
     customers:  customer_id, customer_name, credit_code, aliases, region_code, industry
     contracts:  order_id, customer_id, customer_name, salesperson_id, amount_cents, status,
-                signed_at
+                signed_at, contract_no (optional: memos naming the contract number)
     invoices:   invoice_no, order_id, customer_name, invoice_date, total_amount_cents,
                 invoice_type, status
     writeoffs:  writeoff_id, txn_id, order_id, invoice_no, amount_cents, confirmed_by,

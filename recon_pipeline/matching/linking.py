@@ -1,5 +1,8 @@
 """Linking one bank line to a customer, strongest evidence first (memo order ID, payer account, name).
 
+An order is named in a memo by its ID (`25SH00137`, mangled forms: memo.py) or by its contract
+number (`合同号HT2025SH00137`, crm_contracts.contract_no).
+
 The memo's order ID is the strongest evidence (CONTRACT.md section 3). When the payer is
 someone else than the order's customer (a parent company that is itself a customer, a person,
 a payment intermediary, a company we do not know), the line still links to the order's
@@ -25,7 +28,7 @@ from typing import Any
 from recon_pipeline.matching.customer_index import NOT_RESOLVED, CustomerIndex, NameMatch, NameResolver, name_score
 from recon_pipeline.matching.inputs import MatchOptions
 from recon_pipeline.matching.learning import Learned, payer_keys
-from recon_pipeline.matching.memo import order_refs_in_memo
+from recon_pipeline.matching.memo import contract_refs_in_memo, order_refs_in_memo
 from recon_pipeline.matching.names import NameParts, looks_like_person
 from recon_pipeline.matching.payers import Intermediaries
 
@@ -60,6 +63,7 @@ class LinkContext:
     order_due: dict[str, int]  # contract amounts (cents) by order, for the memo's amount checks
     customer_orders: dict[str, list[str]] = field(default_factory=dict)
     tolerance_cents: int = 100
+    orders_by_contract: dict[str, tuple[str, ...]] = field(default_factory=dict)  # contract_key -> orders
 
     def __post_init__(self) -> None:
         self.intermediaries = Intermediaries.from_options(self.resolver.options)
@@ -109,6 +113,10 @@ def link_line(account_no: str, txn_id: str, amount: int, payer: NameParts, accou
         evidence["memo_purpose"] = purpose
         _flag(evidence, "non_sales_memo")
     refs = [r for r in memo_refs(memo, context.region_codes) if r.order_id in context.order_customer]
+    if context.orders_by_contract and memo:
+        known = {r.order_id for r in refs}
+        refs += [r for r in contract_refs_in_memo(memo, context.orders_by_contract)
+                 if r.order_id in context.order_customer and r.order_id not in known]
     if refs:
         evidence["memo"] = memo
         evidence["memo_tokens"] = {r.token: r.order_id for r in refs}

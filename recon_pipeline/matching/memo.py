@@ -1,4 +1,4 @@
-"""Order IDs and credit codes written in bank memos (附言/摘要).
+"""Order IDs, contract numbers and credit codes written in bank memos (附言/摘要).
 
 Order IDs follow `[YY][region code][5-digit serial]` (`25SH00137`); customers mangle them:
 `25sh137`, `25-SH-00137`, `订单25SH00137`, `25SH00137/00138` (two orders, second one by serial
@@ -62,6 +62,31 @@ def order_refs_in_memo(memo: str | None, region_codes: frozenset[str] | None = N
         while more := _MORE_SERIALS.match(text, position):
             add(memo_slice(memo, text, more.start("serial"), more.end()), year, region, more["serial"])
             position = more.end()
+    return refs
+
+
+# A contract number as printed in a memo: letters, digits and separators (HT-2025-SH-00137).
+_CONTRACT_TOKEN = re.compile(r"[0-9A-Z][0-9A-Z\-_/.]*[0-9A-Z]")
+_NOT_ALNUM = re.compile(r"[^0-9A-Z]")
+
+
+def contract_key(contract_no) -> str:
+    """A contract number compared without case and separators (HT-2025-001 = ht2025001); "" when it
+    is too short or has no digit to be told from a word."""
+    if not isinstance(contract_no, str):
+        return ""
+    key = _NOT_ALNUM.sub("", unicodedata.normalize("NFKC", contract_no).upper())
+    return key if len(key) >= 6 and any(c.isdigit() for c in key) else ""
+
+
+def contract_refs_in_memo(memo: str | None, orders_by_contract: dict[str, tuple[str, ...]]) -> list[MemoOrderRef]:
+    """Orders whose contract number (crm_contracts.contract_no) a memo writes: 合同号HT2025NJ00123."""
+    if not isinstance(memo, str) or not memo or not orders_by_contract:
+        return []
+    refs: list[MemoOrderRef] = []
+    for token in _CONTRACT_TOKEN.findall(unicodedata.normalize("NFKC", memo).upper()):
+        for order_id in orders_by_contract.get(_NOT_ALNUM.sub("", token), ()):
+            refs.append(MemoOrderRef(token=token, order_id=order_id))
     return refs
 
 

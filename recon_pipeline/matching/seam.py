@@ -26,7 +26,7 @@ _INPUT_QUERIES = {
         SELECT customer_id, customer_name, credit_code, aliases, region_code, industry
         FROM staging.stg_customers ORDER BY customer_id""",
     "contracts": """
-        SELECT order_id, customer_id, customer_name, salesperson_id,
+        SELECT order_id, contract_no, customer_id, customer_name, salesperson_id,
                CAST(amount * 100 AS BIGINT) AS amount_cents, status, signed_at
         FROM staging.stg_crm_contracts ORDER BY order_id""",
     "invoices": """

@@ -200,3 +200,16 @@ def test_latin_script_names_and_a_customers_english_alias():
     for txn in ("E1", "E2", "E3"):
         row = first(links, txn)
         assert (row.customer_id, row.match_method, row.match_status) == ("K06", "alias", "auto_linked"), txn
+
+
+def test_a_memo_naming_the_contract_number_names_its_order():
+    data = inputs([line("H1", 44_800, "支付宝（中国）网络技术有限公司", memo="合同号:HT-2025-HZ-00123 尾款"),
+                   line("H2", 18_800, "南京云帆软件有限公司", memo="ht2026nj00526", day=4)],
+                  customers=CUSTOMERS, contracts=CONTRACTS)
+    data.contracts["contract_no"] = ["HT2025" + o[2:] if o != "26NJ00526" else "HT2026NJ00526"
+                                     for o in data.contracts["order_id"]]
+    links = build_receipt_links(data, load_settings())
+    h1, h2 = first(links, "H1"), first(links, "H2")
+    assert (h1.customer_id, h1.order_id, h1.match_method, h1.match_status) == (
+        "K09", "25HZ00123", "memo_order_id", "auto_linked")
+    assert (h2.order_id, h2.match_method) == ("26NJ00526", "memo_order_id")
