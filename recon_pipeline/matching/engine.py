@@ -100,7 +100,9 @@ def build_receipt_links(inputs: MatchingInputs, settings: Settings | None = None
     """The rows of `matching.receipt_links` for every bank line, or only for `lines` ((account_no,
     txn_id) pairs): all inputs still count (learning, order book), only those lines are evaluated.
     `linked_customers` receives (account_no, txn_id) -> the customer each evaluated line links
-    to, rows or not (a debit that finds nothing to take back leaves none). `matching.incremental` uses both."""
+    to, rows or not (a debit that finds nothing to take back leaves none), or a tuple (that
+    customer, then other customers whose orders decided the link: a customer paying with another
+    customer's order ID). `matching.incremental` uses both."""
     options = MatchOptions.from_settings(settings)
     tolerance_cents = int((settings.amount_tolerance if settings else 1) * 100)
     bank = inputs.bank[list(_BANK_COLUMNS) + ["txn_time"]].drop_duplicates(["account_no", "txn_id"], keep="first")
@@ -177,7 +179,8 @@ def build_receipt_links(inputs: MatchingInputs, settings: Settings | None = None
                     else:  # only whether it links automatically matters: keep no evidence for it
                         by_payer_strong[cache_key] = link if link.status == "auto_linked" else _UNLINKED_DEBIT
             if linked_customers is not None:
-                linked_customers[(account_no, txn_id)] = link.customer_id
+                linked_customers[(account_no, txn_id)] = (
+                    (link.customer_id, *link.depends_on) if link.depends_on else link.customer_id)
             if amount < 0 and strong_only and link.status != "auto_linked":
                 continue  # an unlinked debit leaves no row
             rows.extend(_allocate_line(account_no, txn_id, amount, memo, link, book, learned, writeoffs, options))

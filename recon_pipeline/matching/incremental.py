@@ -8,7 +8,10 @@ line's links depend on:
 - what finance learned under the line's payer keys (`learning.payer_keys`: payer account,
   normalized name): write-offs and feedback on any line of the same payer;
 - finance's decisions on the line itself (write-offs and feedback naming its txn_id);
-- the orders its memo refers to (which customer each belongs to, whether it exists);
+- the orders its memo refers to (which customer each belongs to, whether it exists), by order
+  ID or by contract number (kept as `contract:<key>` among the memo's references);
+- the customers whose orders decided its link besides the one it links to (a customer paying
+  with another's order ID: the payer's and the memo's orders' amounts), reported by the engine;
 - the order book of the customer it is linked to: that customer's orders, invoices,
   write-offs and every other line linked to it, allocated in time order.
 
@@ -43,9 +46,11 @@ from recon_pipeline.matching.engine import build_receipt_links
 from recon_pipeline.matching.inputs import LINK_COLUMNS, MatchingInputs, MatchOptions, column_values
 from recon_pipeline.matching.learning import account_key, payer_keys
 from recon_pipeline.matching.linking import memo_refs
+from recon_pipeline.matching.memo import contract_key, contract_tokens_in_memo
 from recon_pipeline.matching.names import parse_company_name
 from recon_pipeline.settings import Settings
 
+CONTRACT_REF = "contract:"  # a memo's reference to an order by its contract number
 Engine = Callable[..., pd.DataFrame]  # build_receipt_links(inputs, settings, lines=None, linked_customers=None)
 
 LINE_STATE_DDL = """
@@ -78,7 +83,7 @@ _BANK_HASHED = ["account_no", "txn_id", "txn_time", "amount_cents", "currency", 
                 "counterparty_account", "memo"]
 # Per source: its key column and the columns naming what a change of the row touches.
 _REFS = {
-    "contracts": ("order_id", ["customer_id"]),
+    "contracts": ("order_id", ["customer_id", "contract_no"]),
     "invoices": ("invoice_no", ["order_id"]),
     "writeoffs": ("writeoff_id", ["txn_id", "order_id"]),
     "feedback": ("feedback_id", ["txn_id", "customer_id", "order_id"]),
@@ -144,7 +149,8 @@ def _line_keys(bank: pd.DataFrame, options: MatchOptions, region_codes: frozense
         memo = memo if isinstance(memo, str) else ""
         refs = refs_by_memo.get(memo)
         if refs is None:
-            refs = refs_by_memo[memo] = sorted({r.order_id for r in memo_refs(memo, region_codes)})
+            refs = refs_by_memo[memo] = sorted({r.order_id for r in memo_refs(memo, region_codes)}
+                                               | {CONTRACT_REF + key for _, key in contract_tokens_in_memo(memo)})
         memo_out.append(refs)
     return payer_out, memo_out
 
@@ -190,7 +196,8 @@ def take_snapshot(inputs: MatchingInputs, settings: Settings | None, code: str =
         hashed = frame.drop_duplicates([key], keep="first")
         if source in _DECIDED_AT:
             hashed = hashed.assign(_in_time=_decided_in_time(hashed, _DECIDED_AT[source], inputs))
-        refs = [list(v) for v in zip(*(_text(column_values(hashed[c])) for c in ref_columns))]
+        refs = [list(v) for v in zip(*(_text(column_values(hashed[c])) if c in hashed else [""] * len(hashed)
+                                       for c in ref_columns))]
         parts.append(pd.DataFrame({"source": source, "key": _text(column_values(hashed[key])),
                                    "row_hash": _row_hashes(hashed), "refs": refs}))
     state = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
@@ -244,6 +251,8 @@ def detect_change(previous: Snapshot, current: Snapshot) -> Change:
             if source == "contracts":
                 changed_orders.add(key)
                 change.customers.add(values[0])
+                if len(values) > 1 and contract_key(values[1]):  # memos naming it by its contract number
+                    changed_orders.add(CONTRACT_REF + contract_key(values[1]))
             elif source == "invoices":
                 change.customers |= order_customer.get(values[0], set())
             elif source == "writeoffs":
@@ -300,7 +309,9 @@ class IncrementalResult:
 def _line_customers(inputs: MatchingInputs, links: pd.DataFrame, linked: dict) -> dict[tuple, set[str]]:
     """Per evaluated line, every customer whose order book it may touch: the one it links to,
     those of its rows, of its write-offs' orders and of finance's feedback on it."""
-    out: dict[tuple, set[str]] = {line: ({c} if isinstance(c, str) else set()) for line, c in linked.items()}
+    out: dict[tuple, set[str]] = {
+        line: ({c} if isinstance(c, str) else {x for x in c if isinstance(x, str)} if isinstance(c, tuple) else set())
+        for line, c in linked.items()}
     for account_no, txn_id, customer_id in zip(column_values(links["account_no"]), column_values(links["txn_id"]),
                                                column_values(links["customer_id"])):
         if isinstance(customer_id, str):

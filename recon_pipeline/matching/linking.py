@@ -50,6 +50,7 @@ class LineLink:
     complete: bool = True  # False: fuzzy scoring skipped (`strong_only`), valid for that line only
     memo_check: str = ""  # MEMO_CONSISTENT / MEMO_FIT: a memo link made automatic only if the amount agrees
     hold: bool = False  # the memo says the money is not for goods: keep it unapplied
+    depends_on: tuple[str, ...] = ()  # other customers whose orders decided the link (incremental runs)
 
 
 @dataclass
@@ -134,16 +135,19 @@ def link_line(account_no: str, txn_id: str, amount: int, payer: NameParts, accou
     # 1. Order IDs in the memo.
     memo_customers = list(dict.fromkeys(context.order_customer[r.order_id] for r in refs))
     memo_customers = [c for c in memo_customers if c and c not in rejected]
+    depends_on: tuple[str, ...] = ()
     if memo_customers:
         link = _memo_link(amount, payer, account_customer, name_match, intermediary, refs, memo_customers,
                           purpose, evidence, context)
         if link is not None:
             return link
+        depends_on = tuple(memo_customers)  # their orders' amounts said the ID was mistyped
 
     # 2. A payer account finance confirmed for one customer.
     if account_customer:
         evidence["learned_account"] = account_provenance
-        return LineLink(account_customer, "payer_account", 100, "auto_linked", [], evidence, hold=bool(purpose))
+        return LineLink(account_customer, "payer_account", 100, "auto_linked", [], evidence, hold=bool(purpose),
+                        depends_on=depends_on)
 
     # 3-5. The payer name.
     if intermediary:
@@ -164,7 +168,7 @@ def link_line(account_no: str, txn_id: str, amount: int, payer: NameParts, accou
         return LineLink(None, "none", name_match.score, "unmatched", [], evidence)
     if name_match.strong:
         return LineLink(name_match.customer_id, name_match.method, name_match.score, "auto_linked", [], evidence,
-                        hold=bool(purpose))
+                        hold=bool(purpose), depends_on=depends_on)
     if purpose:  # a name that only resembles a customer's, for money that is not a payment for goods
         evidence["reason"] = "non_sales_memo"
         return LineLink(None, "none", name_match.score, "unmatched", [], evidence)
@@ -209,7 +213,9 @@ def _memo_link(amount: int, payer: NameParts, account_customer: str | None, name
     memo_check = {"customer": "", "unknown": MEMO_FIT}.get(relation, MEMO_CONSISTENT)
     if status == "auto_linked" and relation == "unknown" and amount <= 0:
         status = "suggested"  # a debit to someone we do not know: not a refund we can tell
-    return LineLink(customer_id, "memo_order_id", link_score, status, orders, evidence, memo_check=memo_check)
+    depends_on = (payer_customer,) if relation == "other_customer" else ()  # its orders' amounts were checked
+    return LineLink(customer_id, "memo_order_id", link_score, status, orders, evidence, memo_check=memo_check,
+                    depends_on=depends_on)
 
 
 def _relation(customer_id: str, payer: NameParts, account_customer: str | None, name_match: NameMatch,

@@ -79,15 +79,20 @@ def contract_key(contract_no) -> str:
     return key if len(key) >= 6 and any(c.isdigit() for c in key) else ""
 
 
+def contract_tokens_in_memo(memo: str | None) -> list[tuple[str, str]]:
+    """(token as written, contract_key) of every token of a memo that could be a contract number."""
+    if not isinstance(memo, str) or not memo:
+        return []
+    tokens = _CONTRACT_TOKEN.findall(unicodedata.normalize("NFKC", memo).upper())
+    return [(token, key) for token in tokens if (key := contract_key(token))]
+
+
 def contract_refs_in_memo(memo: str | None, orders_by_contract: dict[str, tuple[str, ...]]) -> list[MemoOrderRef]:
     """Orders whose contract number (crm_contracts.contract_no) a memo writes: 合同号HT2025NJ00123."""
-    if not isinstance(memo, str) or not memo or not orders_by_contract:
+    if not orders_by_contract:
         return []
-    refs: list[MemoOrderRef] = []
-    for token in _CONTRACT_TOKEN.findall(unicodedata.normalize("NFKC", memo).upper()):
-        for order_id in orders_by_contract.get(_NOT_ALNUM.sub("", token), ()):
-            refs.append(MemoOrderRef(token=token, order_id=order_id))
-    return refs
+    return [MemoOrderRef(token=token, order_id=order_id)
+            for token, key in contract_tokens_in_memo(memo) for order_id in orders_by_contract.get(key, ())]
 
 
 def memo_slice(memo: str, normalized: str, start: int, end: int) -> str:

@@ -108,10 +108,10 @@ class World:
                               feedback=built.feedback)
 
 
-def run_sequence(seed: int, engine=build_receipt_links, steps: int = 8) -> tuple[int, int]:
+def run_sequence(seed: int, engine=build_receipt_links, steps: int = 8, world_class=None) -> tuple[int, int]:
     settings = load_settings()
     rng = random.Random(seed)
-    world = World(rng)
+    world = (world_class or World)(rng)
     previous, links = None, None
     incremental = evaluated_total = 0
     for number in range(steps):
@@ -145,3 +145,40 @@ def test_most_steps_are_incremental_and_evaluate_few_lines():
         incremental, evaluated = incremental + i, evaluated + e
     assert incremental >= 20  # of 35 steps; customer updates (and the first runs) are full
     assert evaluated / incremental < 18  # lines evaluated per incremental step, of ~15-30 lines
+
+
+class RelationsWorld(World):
+    """Issue #12's paths: a customer paying another's order by ID (and mistyping it), a person, a
+    payment intermediary, memos naming a contract number, refunds of over-payments, deposits."""
+
+    PAYERS = PAYERS + ["支付宝（中国）网络技术有限公司", "北京某某科技有限公司苏州分公司", "王海燕", "KONG FUNG TRADING (HK) CO LTD"]
+    MEMOS = MEMOS + ["合同号HT-2025-BJ-00002", "退多付款 25CD00001", "投标保证金", "代付25SH00138", "25SH00137"]
+
+    def __init__(self, rng: random.Random):
+        self.contract_no: dict[str, str] = {}
+        super().__init__(rng)
+        self.contract_no = {c[0]: f"HT-2025-{c[0][2:4]}-{c[0][4:]}" for c in self.contracts}
+
+    def new_line(self, debit: bool = False) -> None:
+        super().new_line(debit)
+        account_no, txn_id, when, amount, _, account, _ = self.bank[-1]
+        self.bank[-1] = (account_no, txn_id, when, amount, self.rng.choice(self.PAYERS), account,
+                         self.rng.choice(self.MEMOS))
+
+    def step(self) -> str:
+        if self.rng.random() < 0.2:  # a contract renumbered: memos naming the old or new number change
+            order_id = self.rng.choice(self.contracts)[0]
+            self.contract_no[order_id] = self.rng.choice(
+                [f"HT-2025-BJ-0000{self.rng.randrange(1, 5)}", self.contract_no[order_id] + "A"])
+            return "contract_no"
+        return super().step()
+
+    def inputs(self) -> MatchingInputs:
+        built = super().inputs()
+        built.contracts["contract_no"] = built.contracts["order_id"].map(self.contract_no)
+        return built
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_incremental_matching_equals_full_evaluation_with_payer_relations(seed):
+    run_sequence(seed, world_class=RelationsWorld, steps=10)
