@@ -182,3 +182,44 @@ class RelationsWorld(World):
 @pytest.mark.parametrize("seed", range(12))
 def test_incremental_matching_equals_full_evaluation_with_payer_relations(seed):
     run_sequence(seed, world_class=RelationsWorld, steps=10)
+
+
+def _incremental_equals_full(states: list[MatchingInputs]) -> None:
+    """Run `states` in sequence incrementally; after each, the links must equal a full run's."""
+    settings = load_settings()
+    previous, links = None, None
+    for number, state in enumerate(states):
+        current = take_snapshot(state, settings, "code", previous.lines if previous else None)
+        result = incremental_links(state, settings, previous, current)
+        if result.full:
+            links = result.links
+        else:
+            keys = pd.MultiIndex.from_arrays([links["account_no"], links["txn_id"]])
+            kept = links[~keys.isin(list(result.evaluated))]
+            links = pd.concat([kept, result.links], ignore_index=True) if len(result.links) else kept
+        pd.testing.assert_frame_equal(comparable_links(links), comparable_links(build_receipt_links(state, settings)),
+                                      obj=f"state {number}")
+        previous = result.snapshot
+
+
+def test_a_contract_numbered_later_reaches_the_memo_that_names_it():
+    bank = [("6222", "T1", datetime(2025, 2, 3, 10), 5_000_000, "张三", "", "合同号HT-2025-BJ-00099 尾款")]
+    before = inputs(bank)
+    before.contracts["contract_no"] = None
+    after = inputs(bank)
+    after.contracts["contract_no"] = ["HT-2025-BJ-00099" if o == "25BJ00002" else None for o in after.contracts["order_id"]]
+    _incremental_equals_full([before, after])
+    assert build_receipt_links(after, load_settings()).iloc[0]["order_id"] == "25BJ00002"
+
+
+def test_the_payers_own_orders_decide_whether_it_mistyped_another_customers_order_id():
+    # 成都天府 (C10) pays 25,000 with 上海华强's order 25SH00137 (20,000) in the memo: a mistyped ID
+    # only while one of its own orders is 25,000.
+    bank = [("6222", "T1", datetime(2025, 2, 3, 10), 2_500_000, "成都天府软件有限公司", "", "25SH00137")]
+    own_order_fits = inputs(bank)
+    own_order_changed = inputs(bank)
+    own_order_changed.contracts.loc[own_order_changed.contracts["order_id"] == "25CD00001", "amount_cents"] = 9_000_000
+    settings = load_settings()
+    assert build_receipt_links(own_order_fits, settings).iloc[0]["customer_id"] == "C10"
+    assert build_receipt_links(own_order_changed, settings).iloc[0]["customer_id"] == "C03"
+    _incremental_equals_full([own_order_changed, own_order_fits, own_order_changed])
