@@ -224,39 +224,26 @@ def inspect(
     rows: int = typer.Option(10, "--rows", help="显示前几行"),
 ) -> None:
     """Show how a file would be read: format, encoding, mapped columns, first rows, quarantine."""
-    from rich.table import Table
-
-    from recon_pipeline.ingest.inspection import inspect_file
+    from recon_pipeline.ingest.archives import is_archive
+    from recon_pipeline.ingest.inspection import inspect_archive, inspect_file, print_inspection
     from recon_pipeline.ingest.readers import FileReadError
 
     try:
-        result = inspect_file(file, load_settings(settings_file), source, rows)
+        settings = load_settings(settings_file)
+        if file.is_file() and is_archive(file):
+            members = inspect_archive(file, settings, source, rows)
+            out.print(f"压缩包: {file}（{len(members)} 个文件）", highlight=False)
+            for name, result in members:
+                out.rule(name)
+                if isinstance(result, str):
+                    out.print(f"[red]无法读取:[/] {result}", highlight=False)
+                else:
+                    print_inspection(out, f"{file}/{name}", result)
+            return
+        result = inspect_file(file, settings, source, rows)
     except (FileReadError, FileNotFoundError) as exc:
         fail(str(exc))
-    out.print(f"文件: {file}", highlight=False)
-    out.print(f"数据源: {result.source}  格式: {result.format}  编码: {result.encoding or '-'}  数据行: {result.rows}", highlight=False)
-    mapping = Table(title="列映射", show_header=True)
-    mapping.add_column("文件表头")
-    mapping.add_column("标准列名")
-    for header, column in result.mapped.items():
-        mapping.add_row(header, column)
-    for header in result.unmapped:
-        mapping.add_row(header, "[dim](未映射，保存在 _extra_columns)[/]")
-    out.print(mapping)
-    if result.missing_optional:
-        out.print(f"文件中没有的可选列（将为空）: {', '.join(result.missing_optional)}", highlight=False)
-    sample = Table(title=f"前 {len(result.sample)} 行（转换后）", show_header=True)
-    for column in result.sample.columns:
-        sample.add_column(str(column))
-    for record in result.sample.itertuples(index=False):
-        sample.add_row(*["" if v is None or v != v else str(v) for v in record])
-    out.print(sample)
-    if len(result.quarantined):
-        out.print(f"[yellow]将被隔离 {len(result.quarantined)} 行:[/]", highlight=False)
-        for record in result.quarantined.head(50).itertuples(index=False):
-            out.print(f"  第 {record._0} 行: {record.reason}", highlight=False)
-    else:
-        out.print("没有会被隔离的行。", highlight=False)
+    print_inspection(out, str(file), result)
 
 
 

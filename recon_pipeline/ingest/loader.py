@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import time
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -20,7 +21,14 @@ from typing import Collection
 import duckdb
 import pyarrow as pa
 
-from recon_pipeline.ingest.readers import FileReadError, file_batch_schema, position_column, read_landing_file
+from recon_pipeline.ingest.archives import IngestLimits, is_archive
+from recon_pipeline.ingest.readers import (
+    FileReadError,
+    file_batch_schema,
+    position_column,
+    read_landing_file,
+    read_landing_members,
+)
 from recon_pipeline.progress import start_tracking
 from recon_pipeline.settings import Settings
 from recon_pipeline.sources import SOURCES, Column, SourceSpec
@@ -49,6 +57,7 @@ class DropResult:
     files: list[str]
     rows_loaded: int
     rows_quarantined: int
+    warnings: list[str] = field(default_factory=list)  # archive members that could not be read
 
 
 @dataclass
@@ -189,7 +198,15 @@ def typing_sql(
                 f"THEN '{c.name} {reason}: ' || \"_text_{c.name}\" END"
             )
     errors.append("CASE WHEN json_exists(_extra_columns, '$._overflow_cells') THEN '字段数多于表头' END")
-    raw_record = "json_object(" + ", ".join(f"{_quote(c)}, \"_text_{c}\"" for c in present) + ")"
+    # Giant cells are bounded: such a row is quarantined, and its record keeps the start of the cell.
+    limit = IngestLimits.from_settings(settings).max_cell_chars
+    for c in present:
+        # `>=`: the spreadsheet reader cuts a longer cell at Excel's limit; a full cell was cut.
+        errors.append(f"CASE WHEN length(\"_text_{c}\") >= {limit} THEN '{c} 字段过长（' || length(\"_text_{c}\") || ' 字符，上限 {limit - 1}）' END")
+    errors.append(f"CASE WHEN length(_extra_columns) > {limit * 4} THEN '未映射的列内容过长（' || length(_extra_columns) || ' 字符）' END")
+    raw_record = "json_object(" + ", ".join(
+        f"{_quote(c)}, CASE WHEN length(\"_text_{c}\") >= {limit} THEN left(\"_text_{c}\", {limit}) || '…（已截断）' "
+        f"ELSE \"_text_{c}\" END" for c in present) + ")"
     columns = ", ".join(f'"{c.name}"' for c in spec.columns)
     text_columns = ", ".join(f'"_text_{c}"' for c in present)
     # The raw record (for the quarantine) is built only for rows that fail.
@@ -237,6 +254,9 @@ class Staging:
         self.conn = conn
         self.settings = settings
         self.tables: dict[str, list[tuple[date, pa.Table]]] = {}
+        # Files that are not rows (an archive member that cannot be read): one quarantine
+        # record each, so the drop loads and the problem stays on record.
+        self.unreadable: dict[str, list[tuple[date, str, str]]] = {}
 
     def add_file(self, opened, spec: SourceSpec, drop_date: date, name: str) -> None:
         table = pa.Table.from_batches(list(opened.batches), schema=file_batch_schema(len(opened.headers)))
@@ -273,8 +293,12 @@ class Staging:
             pass
         self.tables[source] = []
 
+    def add_unreadable(self, spec: SourceSpec, drop_date: date, name: str, reason: str) -> None:
+        self.unreadable.setdefault(spec.name, []).append((drop_date, name, reason))
+
     def discard(self, source: str, drop_date: date) -> None:
         self.tables[source] = [(d, t) for d, t in self.tables.get(source, []) if d != drop_date]
+        self.unreadable[source] = [u for u in self.unreadable.get(source, []) if u[0] != drop_date]
 
     def typed_view(self, spec: SourceSpec) -> str:
         """Register the source's staged text and the typed, validated view over it."""
@@ -308,19 +332,56 @@ class _PendingDrop:
     drop_date: date
     fingerprint: str
     names: list[str]
+    warnings: list[str] = field(default_factory=list)
+
+
+STABLE_READ_ATTEMPTS = 3  # a file still being written is read again this many times
+STABLE_READ_WAIT_SECONDS = 0.5
+
+
+def _file_state(path: Path) -> tuple[int, int]:
+    try:
+        stat = path.stat()
+    except OSError as exc:
+        raise FileReadError(f"{path.name}: 读取时文件消失或无法访问（{exc.strerror or exc}）") from None
+    return stat.st_size, stat.st_mtime_ns
+
+
+def _read_stable(path: Path, name: str, spec: SourceSpec, settings: Settings) -> list[tuple[str, object, str | None]]:
+    """The file's contents as (name, file read, problem) triples (several for an archive),
+    read again while its size or modification time changes during the read (a transfer
+    still writing it); still changing after the last attempt, it fails its drop alone."""
+    for attempt in range(STABLE_READ_ATTEMPTS):
+        before = _file_state(path)
+        if is_archive(path):
+            read = [(f"{name}/{member}", opened, problem) for member, opened, problem in read_landing_members(path, spec, settings)]
+        else:
+            read = [(name, read_landing_file(path, spec, settings), None)]
+        if _file_state(path) == before:
+            return read
+        time.sleep(STABLE_READ_WAIT_SECONDS * (attempt + 1))
+    raise FileReadError(f"{path.name}: 文件在读取过程中仍在变化（大小或修改时间改变，可能仍在写入），"
+                        f"重试 {STABLE_READ_ATTEMPTS} 次后本批次跳过，下次运行再读")
 
 
 def _stage_drop(staging: Staging, landing_dir: Path, source: str, day: date, settings: Settings, fingerprint: str | None) -> _PendingDrop:
     spec = SOURCES[source]
     files = drop_files(landing_dir, source, day)
     names = [p.relative_to(landing_dir).as_posix() for p in files]
+    warnings = []
     try:
         for path, name in zip(files, names):
-            staging.add_file(read_landing_file(path, spec, settings), spec, day, name)
-    except FileReadError as exc:
+            for part_name, opened, problem in _read_stable(path, name, spec, settings):
+                if opened is None:
+                    staging.add_unreadable(spec, day, part_name, f"压缩包中的文件无法读取: {problem}")
+                    warnings.append(f"{part_name}: {problem}")
+                else:
+                    staging.add_file(opened, spec, day, part_name)
+        files_fingerprint = fingerprint or drop_fingerprint(files, spec, settings)
+    except (FileReadError, OSError) as exc:
         staging.discard(source, day)
         raise DropError(f"{source}/{day}: {exc}") from None
-    return _PendingDrop(source, day, fingerprint or drop_fingerprint(files, spec, settings), names)
+    return _PendingDrop(source, day, files_fingerprint, names, warnings)
 
 
 def _replace_partitions(conn, staging: Staging, pending: list[_PendingDrop]) -> list[DropResult]:
@@ -349,6 +410,9 @@ def _replace_partitions(conn, staging: Staging, pending: list[_PendingDrop]) -> 
                 f"CAST(_raw_record AS VARCHAR) FROM {typed} WHERE _errors <> ''",
                 [source],
             )
+            unreadable = staging.unreadable.pop(source, [])
+            for day, name, reason in unreadable:
+                conn.execute("INSERT INTO raw.quarantine VALUES (?, ?, ?, NULL, ?, NULL)", [source, day, name, reason])
             counts = {
                 day: (ok, bad)
                 for day, ok, bad in conn.execute(
@@ -359,11 +423,12 @@ def _replace_partitions(conn, staging: Staging, pending: list[_PendingDrop]) -> 
             conn.execute(f"DROP TABLE {typed}")
             for drop in drops:
                 ok, bad = counts.get(drop.drop_date, (0, 0))
+                bad += sum(1 for day, _, _ in unreadable if day == drop.drop_date)
                 conn.execute(
                     "INSERT INTO raw.ingest_log VALUES (?, ?, ?, ?, ?, ?)",
                     [source, drop.drop_date, json.dumps(drop.names, ensure_ascii=False), drop.fingerprint, ok, bad],
                 )
-                results.append(DropResult(source, drop.drop_date, drop.names, ok, bad))
+                results.append(DropResult(source, drop.drop_date, drop.names, ok, bad, drop.warnings))
         crash_point("ingest:commit")
         conn.execute("COMMIT")
     except BaseException:
@@ -438,4 +503,5 @@ def sync_landing(
             fingerprints[(source, day)] = fingerprint
     if changed:
         report.loaded, report.failed = load_drops(conn, landing_dir, changed, settings, fingerprints)
+        report.warnings += [f"{r.source}/{r.drop_date}: {w}" for r in report.loaded for w in r.warnings]
     return report

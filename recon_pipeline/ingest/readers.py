@@ -19,10 +19,12 @@ from typing import Iterator
 
 import pyarrow as pa
 
+from recon_pipeline.ingest.archives import ArchiveError, IngestLimits
 from recon_pipeline.ingest.file_profiles import (
     HEADER_SEARCH_ROWS,
     FileProfile,
     ProfileError,
+    ProfileStats,
     apply_profile,
     choose_profile,
     load_profiles,
@@ -32,7 +34,8 @@ from recon_pipeline.settings import Settings
 from recon_pipeline.sources import SourceSpec
 
 BATCH_ROWS = 200_000
-csv.field_size_limit(16 * 1024 * 1024)
+CSV_FIELD_LIMIT = 1024 * 1024  # a longer CSV field fails the file (a cell over the cell limit is quarantined)
+csv.field_size_limit(CSV_FIELD_LIMIT)
 
 
 class FileReadError(Exception):
@@ -54,6 +57,11 @@ class ReadFile:
     format: str
     headers: list[str]  # the file's own headers, cleaned
     mapping: dict[int, str]  # header position -> canonical column
+    # Where each canonical column comes from in the file's own words (built-in statement
+    # readers and the generic reader), e.g. {"txn_time": "交易日期"}; None: the mapping says it.
+    sources: dict[str, str] | None = None
+    inference: object | None = None  # statements.generic.Inference when the generic reader read it
+    stats: ProfileStats | None = None  # rows read and skipped (summary/footer) by a profile
 
     @property
     def extra_headers(self) -> dict[int, str]:
@@ -177,17 +185,23 @@ def _batches_from_rows(rows: Iterator[tuple[int, list[str]]], width: int) -> Ite
 def _open_table(
     headers: list[str], rows, spec: SourceSpec, settings: Settings, encoding, fmt,
     profile: FileProfile | None = None, batches: Iterator[pa.RecordBatch] | None = None,
+    inference=None, diagnosis: str | None = None,
 ) -> ReadFile:
     """Map the headers and check the required columns; `batches` (already in file-column form)
     stand in for `rows` when a fast reader produced them."""
     computed_from = None
+    stats = None
     if profile is not None:
         computed_from = len(headers)
+        stats = ProfileStats()
         try:
-            headers, rows = apply_profile(profile, headers, rows)
+            headers, rows = apply_profile(profile, headers, rows, stats)
         except ProfileError as exc:
             raise FileReadError(str(exc)) from None
-        fmt = f"{fmt}（格式: {profile.name}）"
+        if inference is not None:
+            fmt = f"{fmt}（通用识别: {inference.convention_label}）"
+        else:
+            fmt = f"{fmt}（格式: {profile.name}）"
     mapping = header_mapping(headers, spec, settings, profile, computed_from)
     columns = [c for c in spec.column_names if c in mapping.values()]
     missing = [c for c in spec.required_columns if c not in columns]
@@ -195,16 +209,65 @@ def _open_table(
         shown = ", ".join(_clean_header(h) for h in headers[:20])
         raise FileReadError(
             f"缺少必需列 {', '.join(missing)}（表头为: {shown}）；请在 settings 的 column_mappings.{spec.name} 中配置列名映射"
+            + (f"；{diagnosis}" if diagnosis else "")
         )
     if batches is None:
         batches = _batches_from_rows(rows, len(headers))
-    return ReadFile(columns, encoding, batches, fmt, [_clean_header(h) for h in headers], mapping)
+    sources = inference.columns_used if inference is not None else None
+    return ReadFile(columns, encoding, batches, fmt, [_clean_header(h) for h in headers], mapping, sources, inference, stats)
+
+
+def _generic_profile(head: list[list[str]], all_rows, spec: SourceSpec, settings: Settings, path: Path, encoding):
+    """For a bank file no configured profile fits: the generic reader's inferred profile,
+    when the plain column mapping would not read it right (its first row does not name the
+    required columns, or the export signs money with in/out columns or a debit/credit
+    flag). Returns (inference or None, diagnosis text for a missing-columns error)."""
+    if spec.name != "bank_transactions":
+        return None, None
+    from recon_pipeline.ingest.statements import generic
+
+    guess = generic.find_header(head)
+    if guess is None:
+        near = generic.closest_header(head)
+        where = f"第 {near.index + 1} 行" if near else "前几行中没有像表头的行"
+        return None, f"通用识别: 表头取{where}，未找到 {'、'.join(generic._missing_labels(near))}"
+    plain = header_mapping(head[0], spec, settings) if head else {}
+    complete = all(c in plain.values() for c in spec.required_columns)
+    signs = any(guess.roles.get(role) for role in ("credit", "debit", "flag"))
+    if complete and not signs and guess.index == 0:
+        return None, None
+    inference = generic.infer_profile(all_rows(), path.name, encoding)
+    if inference.profile is None:
+        return None, f"通用识别: 表头取第 {inference.header_row} 行，未找到 {'、'.join(inference.missing)}"
+    return inference, None
+
+
+def _for_this_file(profile: FileProfile | None, preamble: list[list[str]], inference, path: Path, settings: Settings):
+    """A profile as it applies to one file: the account printed in its preamble, or (for the
+    generic reader) the `statement_accounts` fallback."""
+    if profile is None:
+        return None
+    from recon_pipeline.ingest.file_profiles import resolve_preamble
+
+    profile = resolve_preamble(profile, preamble)
+    if inference is not None:
+        from recon_pipeline.ingest.statements.generic import with_fallback_account
+
+        profile = with_fallback_account(profile, statement_account(path, settings))
+    return profile
 
 
 def _sniff_delimiter_lines(text: str) -> str:
     """The delimiter giving the widest rows over the first lines (preambles are narrow)."""
-    lines = text.splitlines()[:HEADER_SEARCH_ROWS]
-    widths = {d: max((len(next(csv.reader([line], delimiter=d), [])) for line in lines), default=0) for d in (",", "\t", ";", "|")}
+    lines = [line for line in text[:1 << 20].splitlines()[:HEADER_SEARCH_ROWS] if len(line) < CSV_FIELD_LIMIT]
+
+    def width(line: str, delimiter: str) -> int:
+        try:
+            return len(next(csv.reader([line], delimiter=delimiter), []))
+        except csv.Error:
+            return 0
+
+    widths = {d: max((width(line, d) for line in lines), default=0) for d in (",", "\t", ";", "|")}
     best = max(widths, key=widths.get)
     return best if widths[best] > 1 else ","
 
@@ -240,10 +303,25 @@ def read_csv(path: Path, spec: SourceSpec, settings: Settings) -> ReadFile:
     if not head:
         raise FileReadError("文件为空")
     profile, header_index = choose_profile(profiles, path.name, [cells for _, cells in head])
+    inference = diagnosis = None
+    if profile is None:
+        everything: list = []
+
+        def all_rows():
+            everything.extend(itertools.chain(head, rows))
+            return [cells for _, cells in everything]
+
+        inference, diagnosis = _generic_profile([cells for _, cells in head], all_rows, spec, settings, path, encoding)
+        if everything:  # the rows were read to infer the layout: keep reading from them
+            head, rows = everything, iter(())
+        if inference is not None:
+            profile, header_index = inference.profile, inference.header_row - 1
     headers = head[header_index][1]
+    profile = _for_this_file(profile, [cells for _, cells in head[:header_index]], inference, path, settings)
     fast = _fast_csv_batches(text, delimiter, len(headers)) if profile is None and header_index == 0 else None
     return _open_table(
-        headers, itertools.chain(head[header_index + 1:], rows), spec, settings, encoding, "csv", profile, fast
+        headers, itertools.chain(head[header_index + 1:], rows), spec, settings, encoding, "csv", profile, fast,
+        inference, diagnosis,
     )
 
 
@@ -289,9 +367,19 @@ def read_spreadsheet(path: Path, spec: SourceSpec, settings: Settings) -> ReadFi
     profile, header_index = choose_profile(profiles, path.name, head)
     if profile is None or (profile.skip_rows is None and not profile.header_contains):
         header_index = first_filled
+    inference = diagnosis = None
+    if profile is None:
+        inference, diagnosis = _generic_profile(
+            head[first_filled:], lambda: [[cell_text(v) for v in row] for row in grid[first_filled:]], spec, settings,
+            path, None)
+        if inference is not None:
+            profile, header_index = inference.profile, first_filled + inference.header_row - 1
+            inference.header_row = header_index + 1
     headers = [cell_text(v) for v in grid[header_index]]
+    profile = _for_this_file(profile, [[cell_text(v) for v in row] for row in grid[:header_index]], inference, path, settings)
     rows = ((i + 1, [cell_text(v) for v in grid[i]]) for i in range(header_index + 1, len(grid)))
-    return _open_table(headers, rows, spec, settings, None, path.suffix.lower().lstrip("."), profile)
+    return _open_table(headers, rows, spec, settings, None, path.suffix.lower().lstrip("."), profile,
+                       inference=inference, diagnosis=diagnosis)
 
 
 def read_parquet(path: Path, spec: SourceSpec, settings: Settings) -> ReadFile:
@@ -337,29 +425,141 @@ def _read_statement(path: Path, spec: SourceSpec, settings: Settings) -> ReadFil
     if fmt is None:
         return None
     try:
-        frame = statements.read_statement(path, fmt, account_no=statement_account(path, settings))
+        read = statements.read_statement_file(path, fmt, account_no=statement_account(path, settings))
     except statements.StatementError as exc:
         raise FileReadError(str(exc)) from None
+    frame = read.frame
     headers = [c for c in frame.columns if c != "_row_number"]
     numbers = frame["_row_number"].tolist()
     cells = frame[headers].fillna("").astype(str).values.tolist()
-    return _open_table(headers, zip(numbers, cells), spec, settings, None, fmt)
+    opened = _open_table(headers, zip(numbers, cells), spec, settings, read.encoding, fmt)
+    opened.sources = read.sources
+    return opened
+
+
+_SUFFIX_READERS = {".csv": "csv", ".txt": "csv", ".tsv": "csv", ".xlsx": "spreadsheet", ".xls": "spreadsheet",
+                   ".xlsm": "spreadsheet", ".parquet": "parquet"}
+
+
+def _kind_by_content(path: Path) -> str | None:
+    """For a file whose extension says nothing (`.dat`, none): what its bytes are."""
+    with open(path, "rb") as handle:
+        head = handle.read(4096)
+    if head.startswith((b"\xd0\xcf\x11\xe0", b"PK\x03\x04")):
+        return "spreadsheet"
+    if head.startswith(b"PAR1"):
+        return "parquet"
+    if head.strip() and b"\x00" not in head:
+        return "csv"
+    return None
+
+
+def check_file_limits(path: Path, limits: IngestLimits) -> None:
+    """Refuse a file whose size, or the size it would expand to in memory (a workbook is a
+    zip; a Parquet file declares its uncompressed size), is over the limits."""
+    from recon_pipeline.ingest.archives import check_workbook
+
+    size = path.stat().st_size
+    if size > limits.max_file_bytes:
+        raise FileReadError(f"文件过大（{size // (1024 * 1024)} MB，上限 {limits.max_file_mb} MB，见 ingest_limits.max_file_mb）")
+    with open(path, "rb") as handle:
+        head = handle.read(4)
+    try:
+        if head == b"PK\x03\x04":
+            check_workbook(path, limits)
+        elif head == b"PAR1":
+            import pyarrow.parquet as pq
+
+            try:
+                metadata = pq.ParquetFile(path).metadata
+            except Exception:  # a damaged file: the reader reports it
+                return
+            expanded = _parquet_expanded_bytes(metadata)
+            if expanded > limits.max_archive_mb * 1024 * 1024:
+                raise FileReadError(
+                    f"Parquet 文件解压后约 {expanded // (1024 * 1024)} MB，超过 {limits.max_archive_mb} MB 上限（ingest_limits.max_archive_mb）")
+    except ArchiveError as exc:
+        raise FileReadError(str(exc)) from None
+
+
+def _parquet_expanded_bytes(metadata) -> int:
+    """What a Parquet file takes once read as text: its declared uncompressed size, or, for
+    dictionary- or run-length-encoded columns (a million copies of one long text store as
+    one), rows times the longest value its statistics record."""
+    declared = estimated = 0
+    for i in range(metadata.num_row_groups):
+        group = metadata.row_group(i)
+        declared += group.total_byte_size
+        for j in range(group.num_columns):
+            stats = group.column(j).statistics
+            width = 8
+            if stats is not None and stats.has_min_max and isinstance(stats.max, (str, bytes)):
+                width = max(len(stats.max), len(stats.min), 8)
+            estimated += group.num_rows * width
+    return max(declared, estimated)
 
 
 def read_landing_file(path: Path, spec: SourceSpec, settings: Settings) -> ReadFile:
-    """Open any supported landing file of `spec`'s source; raises FileReadError if it cannot."""
+    """Open any supported landing file of `spec`'s source; raises FileReadError if it cannot
+    (an archive is opened by `read_landing_members`)."""
+    from recon_pipeline.ingest.archives import is_archive
+
     suffix = path.suffix.lower()
     try:
+        if is_archive(path):
+            raise FileReadError("是压缩包（.zip/.gz），其中的每个文件分别读取（read_landing_members）")
+        check_file_limits(path, IngestLimits.from_settings(settings))
         if spec.name == "bank_transactions":
             statement = _read_statement(path, spec, settings)
             if statement is not None:
                 return statement
-        if suffix in (".csv", ".txt"):
+        kind = _SUFFIX_READERS.get(suffix) or _kind_by_content(path)
+        if kind == "csv":
             return read_csv(path, spec, settings)
-        if suffix in (".xlsx", ".xls"):
+        if kind == "spreadsheet":
             return read_spreadsheet(path, spec, settings)
-        if suffix == ".parquet":
+        if kind == "parquet":
             return read_parquet(path, spec, settings)
     except FileReadError as exc:
         raise FileReadError(f"{path.name}: {exc}") from None
-    raise FileReadError(f"{path.name}: 不支持的文件类型 {suffix or '(无扩展名)'}（支持 .csv .xlsx .xls .parquet）")
+    except OSError as exc:  # removed or unreadable while we read it
+        raise FileReadError(f"{path.name}: 无法读取文件（{exc.strerror or exc}）") from None
+    raise FileReadError(f"{path.name}: 不支持的文件类型 {suffix or '(无扩展名)'}（支持 .csv .xlsx .xls .parquet，及 .zip/.gz 压缩包）")
+
+
+def read_landing_members(path: Path, spec: SourceSpec, settings: Settings) -> Iterator[tuple[str, ReadFile | None, str | None]]:
+    """Each member of an archive delivery as (member name, the file read, None) or (member
+    name, None, why it could not be read). Members are written only to a private temporary
+    folder (never the landing zone) under a cleaned name, read like landing files and removed.
+    Raises FileReadError when the archive itself is refused (damaged, a zip bomb)."""
+    import tempfile
+
+    from recon_pipeline.ingest.archives import read_members
+
+    limits = IngestLimits.from_settings(settings)
+    try:
+        if path.stat().st_size > limits.max_file_bytes:
+            raise FileReadError(f"{path.name}: 压缩包过大（上限 {limits.max_file_mb} MB）")
+        members = read_members(path, limits)
+        with tempfile.TemporaryDirectory(prefix="recon-member-") as scratch:
+            for index, member in enumerate(members):
+                if member.data is None:
+                    yield member.name, None, member.problem
+                    continue
+                folder = Path(scratch) / str(index)
+                folder.mkdir()
+                target = folder / (Path(member.name).name or "member")
+                target.write_bytes(member.data)
+                try:
+                    opened = read_landing_file(target, spec, settings)
+                    opened.batches = iter(list(opened.batches))  # read now: the scratch copy goes
+                except FileReadError as exc:
+                    yield member.name, None, str(exc).removeprefix(f"{target.name}: ")
+                    continue
+                finally:
+                    target.unlink(missing_ok=True)
+                yield member.name, opened, None
+    except ArchiveError as exc:
+        raise FileReadError(str(exc)) from None
+    except OSError as exc:
+        raise FileReadError(f"{path.name}: 无法读取压缩包（{exc.strerror or exc}）") from None

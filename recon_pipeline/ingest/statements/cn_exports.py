@@ -52,6 +52,11 @@ class ExportFormat:
     read_row: RowReader
     account_pattern: str | None = None  # regex on the preamble; group 1 is the account
 
+    @property
+    def sources(self) -> dict[str, str]:
+        """The file's own headers each canonical column is read from (for `recon inspect`)."""
+        return COLUMN_SOURCES.get(self.name, {})
+
     def matches(self, header: set[str]) -> bool:
         return self.signature <= header
 
@@ -313,6 +318,35 @@ EXPORT_FORMATS: list[ExportFormat] = [
                  "交易时间", _wechat, r"微信昵称\s*[:：]\s*\[?([^\]\s,]+)\]?"),
 ]
 FORMATS_BY_NAME = {fmt.name: fmt for fmt in EXPORT_FORMATS}
+_PREAMBLE_ACCOUNT = "表头上方的 卡号/账号"
+COLUMN_SOURCES: dict[str, dict[str, str]] = {
+    "cn_icbc": {"account_no": _PREAMBLE_ACCOUNT, "txn_time": "交易日期", "amount": "记账金额(收入)/记账金额(支出)（或交易金额）",
+                "currency": "记账币种", "counterparty_name": "对方户名（或交易场所）", "counterparty_account": "对方账户",
+                "memo": "摘要 + 交易详情"},
+    "cn_cmb_debit": {"account_no": _PREAMBLE_ACCOUNT, "txn_time": "记账日期", "amount": "交易金额", "currency": "货币",
+                     "counterparty_name": "对手信息（名称部分）", "counterparty_account": "对手信息（账号部分）",
+                     "memo": "交易摘要 + 客户摘要"},
+    "cn_cmb_credit": {"account_no": "卡号末四位", "txn_time": "交易日（月/日，年份取自账单月）",
+                      "amount": "人民币金额（消费为正，记为支出）", "memo": "交易摘要"},
+    "cn_ccb": {"account_no": _PREAMBLE_ACCOUNT, "txn_time": "交易日期 + 交易时间", "amount": "收入/支出", "currency": "币种",
+               "counterparty_name": "对方户名", "counterparty_account": "对方账号", "memo": "摘要 + 交易地点"},
+    "cn_boc_debit": {"account_no": "借记卡号", "txn_time": "记账日期 + 记账时间", "amount": "金额", "currency": "币别",
+                     "counterparty_name": "对方账户名", "counterparty_account": "对方卡号/账号", "memo": "交易名称 + 附言"},
+    "cn_boc_credit": {"account_no": "卡号后四位", "txn_time": "银行记账日", "amount": "存入/支出", "currency": "币种",
+                      "memo": "交易描述"},
+    "cn_bocom_debit": {"account_no": _PREAMBLE_ACCOUNT, "txn_time": "交易日期 + 交易时间", "amount": "交易金额 + 借贷",
+                       "counterparty_name": "对方户名", "counterparty_account": "对方账号", "memo": "交易类型 + 交易地点 + 摘要"},
+    "cn_bocom_credit": {"account_no": _PREAMBLE_ACCOUNT, "txn_time": "交易日期", "amount": "入账币种/金额（按交易说明判断收支）",
+                        "currency": "入账币种/金额", "memo": "交易说明"},
+    "cn_abc": {"account_no": _PREAMBLE_ACCOUNT, "txn_id": "交易日期 + 日志号", "txn_time": "交易日期 + 交易时间",
+               "amount": "交易金额", "counterparty_name": "对手信息（名称部分）", "counterparty_account": "对手信息（账号部分）",
+               "memo": "交易摘要 - 交易附言"},
+    "cn_alipay": {"account_no": "表头上方的 支付宝账户", "txn_id": "交易订单号", "txn_time": "交易时间",
+                  "amount": "金额 + 收/支", "counterparty_name": "交易对方", "counterparty_account": "对方账号",
+                  "memo": "商品说明 + 备注"},
+    "cn_wechat": {"account_no": "表头上方的 微信昵称", "txn_id": "交易单号", "txn_time": "交易时间", "amount": "金额(元) + 收/支",
+                  "counterparty_name": "交易对方", "memo": "商品 + 备注 + 交易类型"},
+}
 HEADER_SEARCH_ROWS = 60  # preambles are short; never scan a whole 100k-line file for a header
 
 

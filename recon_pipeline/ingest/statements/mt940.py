@@ -183,13 +183,17 @@ def looks_like_mt940(head: bytes) -> bool:
 
 
 def decode_mt940(data: bytes) -> str:
+    return decode_mt940_with_encoding(data)[0]
+
+
+def decode_mt940_with_encoding(data: bytes) -> tuple[str, str]:
     """SWIFT's character set is ASCII, but German banks write ISO 8859-1 umlauts."""
     for encoding in ("utf-8-sig", "cp1252", "latin-1"):
         try:
-            return data.decode(encoding)
+            return data.decode(encoding), encoding
         except UnicodeDecodeError:
             continue
-    return data.decode("latin-1")  # pragma: no cover - latin-1 decodes anything
+    return data.decode("latin-1"), "latin-1"  # pragma: no cover - latin-1 decodes anything
 
 
 def split_messages(text: str) -> list[str]:

@@ -25,13 +25,27 @@ def is_spreadsheet(head: bytes) -> bool:
 def decode_text(data: bytes) -> str | None:
     """UTF-8 (with or without BOM) first, then GB18030 (a superset of GBK, what Chinese
     Excel and bank portals write). None when neither fits or the bytes look binary."""
+    decoded = decode_text_with_encoding(data)
+    return decoded[0] if decoded else None
+
+
+def decode_text_with_encoding(data: bytes) -> tuple[str, str] | None:
+    """(text, encoding name as `recon inspect` shows it) or None."""
     if b"\x00" in data[:4096]:
         return None
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        try:
+            return data.decode("utf-16"), "utf-16"
+        except UnicodeDecodeError:
+            return None
     for encoding in ("utf-8-sig", "gb18030"):
         try:
-            return data.decode(encoding)
+            text = data.decode(encoding)
         except UnicodeDecodeError:
             continue
+        if encoding == "utf-8-sig":
+            return text, "utf-8-sig" if data.startswith(b"\xef\xbb\xbf") else "utf-8"
+        return text, encoding
     return None
 
 
@@ -75,20 +89,30 @@ def read_spreadsheet_rows(path: Path) -> list[list[str]]:
 
 
 def read_csv_rows(text: str) -> list[list[str]]:
-    """CSV rows; a ragged preamble (title lines with no commas) is fine for the csv module."""
-    sample = text[:4096]
-    delimiter = "\t" if sample.count("\t") > sample.count(",") * 2 and "," not in sample else ","
+    """CSV rows; a ragged preamble (title lines with no commas) is fine for the csv module.
+    The delimiter is the one giving the widest rows over the first lines (`,` `\t` `;` `|`)."""
+    lines = text[:65536].splitlines()[:60]
+    widths = {d: max((len(next(csv.reader([line], delimiter=d), [])) for line in lines), default=0) for d in (",", "\t", ";", "|")}
+    delimiter = max(widths, key=lambda d: (widths[d], d == ","))
+    if widths[delimiter] <= 1:
+        delimiter = ","
     return list(csv.reader(io.StringIO(text), delimiter=delimiter))
 
 
 def load_rows(path: Path, data: bytes) -> list[list[str]] | None:
     """The grid of a tabular export, or None when the bytes are neither a spreadsheet nor text."""
+    loaded = load_rows_with_encoding(path, data)
+    return loaded[0] if loaded else None
+
+
+def load_rows_with_encoding(path: Path, data: bytes) -> tuple[list[list[str]], str | None] | None:
+    """(grid, text encoding or None for a spreadsheet), or None."""
     if is_spreadsheet(data[:8]):
-        return read_spreadsheet_rows(path)
-    text = decode_text(data)
-    if text is None:
+        return read_spreadsheet_rows(path), None
+    decoded = decode_text_with_encoding(data)
+    if decoded is None:
         return None
     try:
-        return read_csv_rows(text)
+        return read_csv_rows(decoded[0]), decoded[1]
     except csv.Error:
         return None

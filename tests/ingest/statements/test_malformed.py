@@ -36,7 +36,7 @@ def _write(tmp_path: Path, name: str, data: bytes) -> Path:
         ("blank.xml", b"  \n\n", "为空"),
         ("truncated.xml", CAMT.read_bytes()[: len(CAMT.read_bytes()) // 2], "XML 不完整"),
         ("garbage.bin", bytes(range(256)) * 8, "无法识别"),
-        ("wrong_header.csv", "交易日期,金额,备注\n2024-01-01,100.00,货款\n".encode(), "无法识别"),
+        ("wrong_header.csv", "客户名称,地区,备注\n上海某某,华东,货款\n".encode(), "无法识别"),
         ("broken.xls", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 600, "无法读取表格文件"),
         ("no_statement.xml", (SAMPLES / "camt053" / "camt053.v2.wrong.xml").read_bytes(), "没有任何对账单"),
     ],
@@ -151,8 +151,9 @@ def test_convert_command_writes_one_canonical_csv_per_file(tmp_path):
     result = CliRunner().invoke(statements_app, ["convert", str(CAMT), str(ICBC), str(bad), "--out", str(tmp_path / "out")])
     assert result.exit_code == 1
     assert "bad.xml" in result.output
-    with open(tmp_path / "out" / f"{ICBC.name}.csv", encoding="utf-8") as handle:
+    with open(tmp_path / "out" / f"{ICBC.stem}.csv", encoding="utf-8-sig") as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 11
     assert rows[0]["amount"] == "-13.40" and rows[0]["counterparty_name"] == "深圳市财付通支付科技有限公司"
-    assert (tmp_path / "out" / f"{CAMT.name}.csv").exists()
+    assert (tmp_path / "out" / f"{CAMT.stem}.csv").exists()
+    assert (tmp_path / "out" / f"{ICBC.stem}.csv").read_bytes().startswith(b"\xef\xbb\xbf")  # Excel shows the Chinese text
