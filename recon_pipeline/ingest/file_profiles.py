@@ -34,6 +34,7 @@ few more keys it needs (all optional, for any profile):
           balance_column: 余额
           amount: {column: 金额, sign_from_balance: down}      # money in/out from the balance change
           amount: {column: 金额, sign_column: 借贷, debit_values: [借], credit_values: [贷]}
+          amount: {column: 交易金额, debit_when: {付款人账号: "8110701012345678901"}}   # we are the payer
           skip_rows_with: [合计, 总计, 期末余额, 本页小计]     # summary / footer / balance-only rows
 
 `amount` also reads a `DR`/`CR` suffix (`1,200.00 CR`) and European decimals (`1.234,56`).
@@ -215,13 +216,13 @@ _CREDIT_FLAGS = ("贷", "收", "入", "存", "credit", "cr", "c", "+", "deposit"
 
 def flag_direction(value: str) -> str | None:
     """"debit" / "credit" for a debit/credit flag as exports print it (借/贷, 支出/收入,
-    转出/转入, D/C, DR/CR, Debit/Credit, -/+), None when it says neither."""
+    转出/转入, 往账/来账, D/C, DR/CR, Debit/Credit, -/+), None when it says neither."""
     text = value.strip().lower()
     if not text:
         return None
-    if text in ("d", "dr", "debit", "-", "out", "withdrawal") or text.startswith(("借", "支", "转出", "付", "出")):
+    if text in ("d", "dr", "debit", "-", "out", "withdrawal") or text.startswith(("借", "支", "转出", "付", "出", "往", "取")):
         return "debit"
-    if text in ("c", "cr", "credit", "+", "in", "deposit") or text.startswith(("贷", "收", "转入", "存", "入")):
+    if text in ("c", "cr", "credit", "+", "in", "deposit") or text.startswith(("贷", "收", "转入", "存", "入", "来")):
         return "credit"
     return None
 
@@ -447,6 +448,9 @@ def apply_profile(
             negate = bool(amount.get("negate"))
             if amount.get("sign_from_balance"):
                 balance_order = str(amount["sign_from_balance"])
+            payer_rule = dict(amount.get("debit_when") or {})
+            payer_at = position(next(iter(payer_rule))) if payer_rule else None
+            payer_value = str(next(iter(payer_rule.values()))).strip() if payer_rule else None
 
             def compute_amount(cells):
                 value = cell(cells, column)
@@ -454,6 +458,8 @@ def apply_profile(
                 if sign is not None and credit_values and value and flag not in debit_values and flag not in credit_values:
                     return f"{value}（借贷标志“{flag}”无法判断）"
                 is_debit = sign is not None and flag in debit_values
+                if payer_at is not None:
+                    is_debit = cell(cells, payer_at) == payer_value  # we paid
                 return _amount_text(value, is_debit != negate)
 
     if profile.balance_column:

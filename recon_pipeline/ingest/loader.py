@@ -117,7 +117,7 @@ def drop_fingerprint(files: list[Path], spec: SourceSpec, settings: Settings) ->
         "profiles": (settings.raw.get("file_formats") or {}).get(spec.name),
         "accounts": settings.raw.get("statement_accounts"),
         "timezone": settings.timezone,
-        "version": 1,
+        "version": 2,  # bumped when the readers change what a file yields (2: statement readers of #11)
     }
     digest.update(json.dumps(shaping, sort_keys=True, ensure_ascii=False).encode())
     for path in files:

@@ -351,14 +351,28 @@ def _fast_csv_batches(text: str, delimiter: str, width: int) -> Iterator[pa.Reco
     return iter(table.to_batches(max_chunksize=BATCH_ROWS))
 
 
+def _markup_grid(path: Path) -> list[list[str]] | None:
+    """An `.xls` download that is an HTML table or an Excel 2003 XML workbook, as rows."""
+    from recon_pipeline.ingest.statements.tables import decode_text, markup_rows
+
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+    if head.startswith((b"\xd0\xcf\x11\xe0", b"PK\x03\x04")):
+        return None
+    text = decode_text(path.read_bytes())
+    return markup_rows(text) if text is not None else None
+
+
 def read_spreadsheet(path: Path, spec: SourceSpec, settings: Settings) -> ReadFile:
     from python_calamine import CalamineWorkbook
 
-    try:
-        sheet = CalamineWorkbook.from_path(str(path)).get_sheet_by_index(0)
-        grid = sheet.to_python(skip_empty_area=False)
-    except Exception as exc:  # calamine raises its own error types for broken workbooks
-        raise FileReadError(f"无法读取 Excel 文件: {exc}") from None
+    grid = _markup_grid(path)
+    if grid is None:
+        try:
+            sheet = CalamineWorkbook.from_path(str(path)).get_sheet_by_index(0)
+            grid = sheet.to_python(skip_empty_area=False)
+        except Exception as exc:  # calamine raises its own error types for broken workbooks
+            raise FileReadError(f"无法读取 Excel 文件: {exc}") from None
     first_filled = next((i for i, row in enumerate(grid) if any(cell_text(v).strip() for v in row)), None)
     if first_filled is None:
         raise FileReadError("Excel 工作表为空")
@@ -450,7 +464,7 @@ def _kind_by_content(path: Path) -> str | None:
     if head.startswith(b"PAR1"):
         return "parquet"
     if head.strip() and b"\x00" not in head:
-        return "csv"
+        return "spreadsheet" if head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<") else "csv"
     return None
 
 
@@ -514,6 +528,8 @@ def read_landing_file(path: Path, spec: SourceSpec, settings: Settings) -> ReadF
             if statement is not None:
                 return statement
         kind = _SUFFIX_READERS.get(suffix) or _kind_by_content(path)
+        if kind == "csv" and _kind_by_content(path) == "spreadsheet":
+            kind = "spreadsheet"  # an HTML table saved as .csv
         if kind == "csv":
             return read_csv(path, spec, settings)
         if kind == "spreadsheet":

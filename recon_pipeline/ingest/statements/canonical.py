@@ -3,7 +3,6 @@ readers, and the deterministic transaction id for statements that print none."""
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -11,6 +10,8 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 
 import pandas as pd
+
+from recon_pipeline.ingest.file_profiles import derived_txn_id as hashed_txn_id
 
 CANONICAL_COLUMNS = [
     "account_no",
@@ -172,19 +173,8 @@ def parse_local_time(date_text: object, time_text: object = None) -> str | None:
 def derived_txn_id(line: StatementLine, occurrence: int) -> str:
     """Deterministic id for a line without a bank id: the same line in two overlapping
     downloads hashes the same; `occurrence` tells identical lines of one file apart."""
-    key = "\x1f".join(
-        str(part or "")
-        for part in (
-            line.account_no,
-            line.txn_time,
-            line.amount,
-            line.counterparty_name,
-            line.counterparty_account,
-            line.memo,
-            occurrence,
-        )
-    )
-    return "H" + hashlib.sha1(key.encode("utf-8")).hexdigest()[:16]
+    return hashed_txn_id((line.account_no, line.txn_time, line.amount, line.counterparty_name,
+                          line.counterparty_account, line.memo), occurrence)
 
 
 def to_frame(lines: list[StatementLine]) -> pd.DataFrame:

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from recon_pipeline.ingest.file_profiles import split_name_account as run_together_name_account
+
 from .canonical import (
     StatementLine,
     amount_as_printed,
@@ -66,18 +68,13 @@ def normalize_header(cell: str) -> str:
 
 
 _FOOTER_WORDS = ("合计", "以上数据", "总计", "注：")
-_RUN_TOGETHER_ACCOUNT = re.compile(r"^(.*?)\s*([0-9*]{6,}[0-9])$")
-
-
 def split_name_account(text: str | None) -> tuple[str | None, str | None]:
     """`对手信息` runs the name and account together (`张三 6666...`, `北京住房公积金管理中心1111111111`)."""
     value = clean(text)
     if value is None:
         return None, None
-    match = _RUN_TOGETHER_ACCOUNT.match(value)
-    if not match:
-        return value, None
-    return clean(match[1]), match[2]
+    name, account = run_together_name_account(value)
+    return clean(name), account or None
 
 
 def _sign_from_columns(income: str | None, expense: str | None) -> str | None:

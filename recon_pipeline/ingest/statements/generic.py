@@ -39,6 +39,7 @@ def normalize_header(cell: object) -> str:
     """`交易金额（元）` -> `交易金额`, `Value Date` -> `valuedate`: width, spaces, case and a
     trailing unit annotation do not change what a column is."""
     text = str(cell or "").replace("\ufeff", "").replace("（", "(").replace("）", ")").replace("：", ":")
+    text = re.sub(r"\s*[\r\n]+\s*", "/", text.strip())  # a two-line (bilingual) header
     text = re.sub(r"[\s\u3000_.:]+", "", text).lower()
     return text
 
@@ -66,18 +67,21 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
     "debit": ("支出金额", "支出", "借方发生额", "借方金额", "借方", "借方发生额(支取)", "支取", "支取金额", "付款金额",
               "转出金额", "记账金额(支出)", "交易金额(支出)", "金额(支出)", "往账金额", "debit", "debits",
               "debit amount", "withdrawal", "withdrawals", "paid out", "money out", "dr"),
-    "amount": ("交易金额", "发生额", "金额", "交易额", "人民币金额", "记账金额", "入账金额", "本币金额", "交易金额(元)",
+    # A card bill's posted amount (入账/人民币) comes before the amount in the purchase's own currency.
+    "amount": ("入账金额", "人民币金额", "交易金额", "发生额", "金额", "交易额", "记账金额", "本币金额", "交易金额(元)",
                "账单金额", "入账金额(元)", "amount", "transaction amount", "txn amount", "amount(cny)",
                "amount(rmb)", "billing amount", "posted amount", "local amount"),
     "flag": ("借贷标志", "借贷标识", "借贷", "借贷方向", "借/贷", "收支标志", "收支", "收/支", "收支类型", "收付标志",
              "收付方向", "方向", "交易方向", "资金方向", "出入账标志", "借贷类型", "dc", "d/c", "drcr", "dr/cr",
              "debit/credit", "credit/debit", "direction", "dc indicator", "cd indicator"),
     "name": ("对方户名", "对方账户名称", "对方账户名", "对方名称", "对方单位名称", "对方单位", "收(付)款人", "收(付)款人名称",
+             "收/付方名称", "收/付款人名称", "收(付)款单位",
              "收/付款人", "收付款人", "收付款人名称", "收(付)方名称", "对手户名", "对手方户名", "对手名称", "对方户名称",
              "交易对方", "对方姓名", "对方客户名称", "对方账户户名", "交易对手", "对方", "counterparty",
              "counterparty name", "payee", "payer", "payee/payer", "beneficiary", "payee name", "payer name",
              "merchant", "merchant name", "name"),
     "account": ("对方账号", "对方帐号", "对方账户", "对方卡号", "对方卡号/账号", "对方账号/卡号", "收(付)款人账号",
+                "收/付方帐号", "收/付方账号", "收/付款人账号",
                 "收付款人账号", "收(付)方账号", "对手账号", "对手方账号", "对方帐户", "对方账户账号",
                 "counterparty account", "payee account", "payer account", "beneficiary account", "counterparty iban"),
     "name_account": ("对手信息", "对方信息", "对手方信息"),
@@ -125,6 +129,12 @@ def roles_of(header: str) -> list[str]:
     found = _LOOKUP.get(header) or _LOOKUP.get(_unit_stripped(header))
     if found:
         return found
+    # Bilingual headers (`交易日期/Transaction Date`, `存入\nDeposit`): either half names it.
+    for part in re.split(r"[/|\n]", header):
+        if part and part != header:
+            found = _LOOKUP.get(part) or _LOOKUP.get(_unit_stripped(part))
+            if found:
+                return found
     if len(header) > 24 or not any(w in header for w in _MONEY_WORDS) or any(w in header for w in _NOT_MONEY):
         return []
     if any(w in header for w in _CREDIT_WORDS):
@@ -206,6 +216,7 @@ CONVENTION_LABELS = {
     "signed": "带符号金额（负数为支出）",
     "card": "信用卡账单（消费为正，记为支出；还款/退款为负，记为收入）",
     "balance": "无符号金额，按余额变化判断收支",
+    "payer": "无符号金额，本方为付款人时记为支出",
 }
 
 
@@ -213,6 +224,34 @@ def _column(rows: list[list[str]], position: int | None) -> list[str]:
     if position is None:
         return []
     return [row[position].strip() if position < len(row) and row[position] is not None else "" for row in rows]
+
+
+def _flag_column(body: list[list[str]], header: list[str], guess: HeaderGuess) -> int | None:
+    """A column whose values are in/out words for nearly every line, both kinds present."""
+    taken = {p for positions in guess.roles.values() for p in positions if positions and p == positions[0]}
+    for position in range(len(header)):
+        if position in taken and position not in guess.roles.get("memo", []):
+            continue
+        values = [v for v in _column(body, position) if v]
+        if len(values) < 2:
+            continue
+        directions = [flag_direction(v) for v in values]
+        known = [d for d in directions if d]
+        if len(known) >= 0.9 * len(values) and {"debit", "credit"} <= set(known) and len(set(values)) <= 12:
+            return position
+    return None
+
+
+def _own_in_payer_column(body: list[list[str]], guess: HeaderGuess) -> str | None:
+    """Our account when the export lists payer and payee accounts: the one on most lines."""
+    payer, payee = guess.first("payer_account"), guess.first("payee_account")
+    if payer is None or payee is None:
+        return None
+    counts = Counter(v for v in _column(body, payer) + _column(body, payee) if v)
+    if not counts:
+        return None
+    account, seen = counts.most_common(1)[0]
+    return account if seen >= 0.9 * len(body) else None
 
 
 def _is_id_column(values: list[str]) -> bool:
@@ -230,11 +269,14 @@ def _is_id_column(values: list[str]) -> bool:
 
 def _is_card_statement(preamble: str, file_name: str, guess: HeaderGuess, amounts: list[Decimal],
                        memos: list[str]) -> bool:
-    """A credit-card bill prints purchases positive: the preamble or the columns say it is a
-    card bill, or the few negative lines are repayments and refunds."""
+    """A credit-card bill prints purchases positive: the preamble, file name or columns say it
+    is a card bill, or (with no running balance, which every account statement prints) the
+    few negative lines are all repayments and refunds."""
     text = (preamble + " " + file_name + " " + " ".join(guess.cells)).lower()
     if any(word in text for word in CARD_WORDS):
         return True
+    if guess.first("balance") is not None:
+        return False  # an account prints its running balance; a card bill does not
     negatives = [memo.lower() for amount, memo in zip(amounts, memos) if amount < 0]
     positives = sum(1 for amount in amounts if amount > 0)
     return bool(negatives) and positives > 2 * len(negatives) and all(
@@ -353,6 +395,17 @@ def infer_profile(rows: list[list[str]], file_name: str = "", encoding: str | No
         elif _is_card_statement(preamble, file_name, guess, numbers, memos):
             convention = "card"
             amount = {"column": header[column], "negate": True}
+        elif (flag_by_values := _flag_column(body, header, guess)) is not None:
+            # No flag column by name, but a column whose words say in or out (来账/往账, 收入/支出).
+            convention = "flag"
+            values = Counter(v for v in _column(body, flag_by_values) if v)
+            amount = {"column": header[column], "sign_column": header[flag_by_values],
+                      "debit_values": sorted(v for v in values if flag_direction(v) == "debit"),
+                      "credit_values": sorted(v for v in values if flag_direction(v) == "credit")}
+        elif (own := _own_in_payer_column(body, guess)) is not None:
+            # Payer and payee columns, amounts unsigned: money out where we are the payer.
+            convention = "payer"
+            amount = {"column": header[column], "debit_when": {header[guess.first("payer_account")]: own}}
         elif balance_col is not None and _balance_direction(
                 [parse_money(v) for v in _column(body, column)], [parse_money(v) for v in _column(body, balance_col)]):
             convention = "balance"
@@ -397,13 +450,16 @@ def infer_profile(rows: list[list[str]], file_name: str = "", encoding: str | No
         used["txn_id"] = "（按行内容生成）"
     constants: dict[str, str] = {}
     in_preamble = False
-    own = guess.first("own_account")
-    if own is not None:
-        columns[header[own]] = "account_no"
-        used["account_no"] = header[own]
+    own_column = guess.first("own_account")
+    if own_column is not None:
+        columns[header[own_column]] = "account_no"
+        used["account_no"] = header[own_column]
     elif (account := preamble_account(rows[:guess.index])) is not None:
         in_preamble = True
         used["account_no"] = f"表头上方的账号（{account}）"
+    if convention == "payer" and own_column is None and not in_preamble and "account_no" not in columns.values():
+        constants["account_no"] = next(iter(amount["debit_when"].values()))
+        used["account_no"] = f"付款人/收款人账号中的本方账号（{constants['account_no']}）"
     if guess.first("currency") is not None:
         columns[header[guess.first("currency")]] = "currency"
         used["currency"] = header[guess.first("currency")]

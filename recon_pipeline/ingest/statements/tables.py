@@ -88,6 +88,61 @@ def read_spreadsheet_rows(path: Path) -> list[list[str]]:
         raise StatementError(f"无法读取表格文件 {path.name}：文件已损坏或不是 Excel 格式（{exc}）") from exc
 
 
+_SPREADSHEET_ML = "urn:schemas-microsoft-com:office:spreadsheet"
+
+
+def markup_rows(text: str) -> list[list[str]] | None:
+    """The rows of an "Excel" download that is really an HTML table or an Excel 2003 XML
+    workbook (bank portals write both under `.xls`), or None when the text is neither."""
+    head = text[:65536].lstrip("\ufeff").lstrip().lower()
+    if not head.startswith("<"):
+        return None
+    if _SPREADSHEET_ML in text[:65536]:
+        return _spreadsheet_ml_rows(text)
+    if "<table" in head or "<tr" in head:
+        return _html_rows(text)
+    return None
+
+
+def _html_rows(text: str) -> list[list[str]] | None:
+    from lxml import html
+
+    try:
+        document = html.document_fromstring(text.encode("utf-8"), parser=html.HTMLParser(encoding="utf-8", no_network=True))
+    except (ValueError, TypeError, Exception):  # lxml raises ParserError for an empty document
+        return None
+    rows = []
+    for row in document.iter("tr"):
+        cells = [" ".join(cell.text_content().split()) for cell in row if cell.tag in ("td", "th")]
+        rows.append(cells)
+    return rows or None
+
+
+def _spreadsheet_ml_rows(text: str) -> list[list[str]] | None:
+    from lxml import etree
+
+    if "<!DOCTYPE" in text[:4096].upper() or "<!ENTITY" in text.upper():
+        return None  # no DTD in an Excel download: refuse rather than parse entities
+    try:
+        root = etree.fromstring(text.encode("utf-8"), parser=etree.XMLParser(
+            resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False))
+    except etree.XMLSyntaxError:
+        return None
+    namespace = "{" + _SPREADSHEET_ML + "}"
+    sheet = root.find(f"{namespace}Worksheet")
+    rows = []
+    for row in (sheet.iter(f"{namespace}Row") if sheet is not None else ()):
+        cells: list[str] = []
+        for cell in row.iter(f"{namespace}Cell"):
+            index = cell.get(f"{namespace}Index")
+            if index and index.isdigit():
+                cells += [""] * max(0, int(index) - 1 - len(cells))
+            data = cell.find(f"{namespace}Data")
+            cells.append("".join(data.itertext()).strip() if data is not None else "")
+        rows.append(cells)
+    return rows or None
+
+
 def read_csv_rows(text: str) -> list[list[str]]:
     """CSV rows; a ragged preamble (title lines with no commas) is fine for the csv module.
     The delimiter is the one giving the widest rows over the first lines (`,` `\t` `;` `|`)."""
@@ -112,6 +167,9 @@ def load_rows_with_encoding(path: Path, data: bytes) -> tuple[list[list[str]], s
     decoded = decode_text_with_encoding(data)
     if decoded is None:
         return None
+    markup = markup_rows(decoded[0])
+    if markup is not None:
+        return markup, decoded[1]
     try:
         return read_csv_rows(decoded[0]), decoded[1]
     except csv.Error:

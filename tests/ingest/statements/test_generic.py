@@ -223,3 +223,55 @@ def test_built_in_readers_show_the_files_own_headers_and_encoding(tmp_path):
     assert alipay.mapped["金额 + 收/支"] == "amount" and alipay.profile_yaml is None
     camt = inspect_file(SAMPLES_DIR / "camt053" / "camt053.v3.xml", load_settings())
     assert camt.encoding == "utf-8" and camt.mapped["Ntry/BookgDt（无则 ValDt）"] == "txn_time"
+
+
+def test_an_account_with_a_few_refunds_is_not_taken_for_a_card_bill(tmp_path):
+    text = ("交易日期,交易金额,余额,对方户名,摘要\n2024-05-01,1000.00,1000.00,甲公司,货款\n2024-05-02,2000.00,3000.00,乙公司,货款\n"
+            "2024-05-03,3000.00,6000.00,丙公司,货款\n2024-05-04,-100.00,5900.00,甲公司,退款\n")
+    read = read_statement_file(_file(tmp_path, "merchant.csv", text), account_no="A1")
+    assert read.inference.convention == "signed" and read.frame["amount"].tolist() == ["1000.00", "2000.00", "3000.00", "-100.00"]
+
+
+HTML_XLS = """<html><head><meta charset="utf-8"></head><body>
+<table><tr><td colspan="6">账户交易明细</td></tr><tr><td colspan="6">账号：6222600110012345678</td></tr>
+<tr><th>交易日期/Transaction Date</th><th>摘要/Description</th><th>存入/Deposit</th><th>支取/Withdrawal</th>
+<th>余额/Balance</th><th>对方户名/Counterparty</th></tr>
+<tr><td>2024-06-01</td><td>货款</td><td>1,000.00</td><td></td><td>1,000.00</td><td>甲公司</td></tr>
+<tr><td>2024-06-02</td><td>手续费</td><td></td><td>5.00</td><td>995.00</td><td></td></tr></table></body></html>"""
+
+
+def test_an_html_table_saved_as_xls_with_bilingual_headers(tmp_path):
+    read = read_statement_file(_file(tmp_path, "download.xls", HTML_XLS))
+    assert _rows(read.frame, "account_no", "txn_time", "amount", "counterparty_name") == [
+        ["6222600110012345678", "2024-06-01 00:00:00", "1000.00", "甲公司"],
+        ["6222600110012345678", "2024-06-02 00:00:00", "-5.00", None]]
+    path = _drop(tmp_path, "download.xls", HTML_XLS, day="2024-06-30")
+    assert read_canonical_frame(path, BANK, load_settings())["amount"].tolist() == ["1000.00", "-5.00"]
+
+
+def test_an_excel_2003_xml_workbook(tmp_path):
+    rows = [["交易日期", "收入金额", "支出金额", "余额", "摘要"], ["2024-07-01", "300.00", "", "300.00", "货款"],
+            ["2024-07-02", "", "20.00", "280.00", "运费"]]
+    cells = "".join("<Row>" + "".join(f'<Cell><Data ss:Type="String">{v}</Data></Cell>' for v in row) + "</Row>" for row in rows)
+    xml = ('<?xml version="1.0"?><Workbook xmlns="urn:schemas-microsoft-com:office:spreadsheet" '
+           'xmlns:ss="urn:schemas-microsoft-com:office:spreadsheet"><Worksheet ss:Name="明细"><Table>'
+           f"{cells}</Table></Worksheet></Workbook>")
+    read = read_statement_file(_file(tmp_path, "export.xls", xml), account_no="A1")
+    assert read.frame["amount"].tolist() == ["300.00", "-20.00"]
+
+
+def test_in_out_words_in_an_unnamed_column_sign_the_amount(tmp_path):
+    text = ("交易日期,交易类型,交易金额,对方户名,用途\n2024-08-01,来账,500.00,甲公司,货款\n2024-08-02,往账,80.00,乙公司,运费\n"
+            "2024-08-03,来账,20.00,丙公司,货款\n")
+    read = read_statement_file(_file(tmp_path, "types.csv", text), account_no="A1")
+    assert read.inference.convention == "flag" and read.frame["amount"].tolist() == ["500.00", "-80.00", "20.00"]
+
+
+def test_unsigned_amounts_with_payer_and_payee_accounts(tmp_path):
+    text = ("交易日期,付款人账号,付款人名称,收款人账号,收款人名称,交易金额,摘要\n"
+            "2024-09-01,6222111,甲公司,8110701,本公司,900.00,货款\n"
+            "2024-09-02,8110701,本公司,6222333,乙公司,120.00,运费\n")
+    read = read_statement_file(_file(tmp_path, "payer.csv", text))
+    assert read.inference.convention == "payer"
+    assert _rows(read.frame, "account_no", "amount", "counterparty_name") == [
+        ["8110701", "900.00", "甲公司"], ["8110701", "-120.00", "乙公司"]]
