@@ -572,11 +572,25 @@ def apply_profile(
             return dated and not (balance_at is not None and cell(cells, balance_at))
         return True
 
+    width = len(names)
+
+    def fitted(cells: list[str]) -> list[str]:
+        """The row cut to the header's width, so the computed columns land where the header
+        says. Cells beyond the header (a damaged header, a stray delimiter) are kept, joined
+        into the last column, so nothing received is lost."""
+        if len(cells) <= width:
+            return list(cells) + [""] * (width - len(cells))
+        if not width:
+            return []
+        overflow = [c for c in cells[width - 1:] if c not in (None, "")]
+        return list(cells[:width - 1]) + [",".join(str(c) for c in overflow)]
+
     def transformed():
         pending: tuple[int, list[str]] | None = None
-        for number, cells in rows:
-            if not any((c or "").strip() for c in cells):
+        for number, raw_cells in rows:
+            if not any((c or "").strip() for c in raw_cells):
                 continue
+            cells = fitted(raw_cells)
             stats.rows += 1
             if not is_transaction(cells):
                 stats.skipped += 1

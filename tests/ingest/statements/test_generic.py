@@ -275,3 +275,17 @@ def test_unsigned_amounts_with_payer_and_payee_accounts(tmp_path):
     assert read.inference.convention == "payer"
     assert _rows(read.frame, "account_no", "amount", "counterparty_name") == [
         ["8110701", "900.00", "甲公司"], ["8110701", "-120.00", "乙公司"]]
+
+
+def test_a_row_wider_than_its_header_keeps_every_column_in_place(tmp_path):
+    """A damaged header (two names run together) leaves data rows one cell wider than the
+    header: the computed date, amount and memo must still come from the right cells, and the
+    extra cell is kept in the row rather than dropped."""
+    path = _file(tmp_path, "damaged.csv", (
+        "交易日期,交易金额,余额,摘要对方户名\n"
+        "2024-01-05,\"1,234.00\",5000.00,货款,上海某某科技有限公司\n"
+        "2024-01-06,-200.00,4800.00,手续费\n"
+    ))
+    frame = read_statement_file(path).frame
+    assert _rows(frame, "txn_time", "amount") == [["2024-01-05 00:00:00", "1234.00"], ["2024-01-06 00:00:00", "-200.00"]]
+    assert frame["txn_id"].notna().all()
