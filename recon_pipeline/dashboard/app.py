@@ -234,6 +234,8 @@ def create_app(config: DashboardConfig) -> Starlette:
                         context = builder(view, **request.path_params)
                     except pages.Export as wanted:
                         return exported(reader, wanted, request, as_of)
+                    except pages.Workbook as wanted:
+                        return workbook(wanted, as_of)
                     if isinstance(context, Response):  # a download built by the page itself
                         return context
                     context.update(as_of=as_of, published_at=queries.published_at(reader), view=view)
@@ -259,6 +261,15 @@ def create_app(config: DashboardConfig) -> Starlette:
             body, media, suffix = export.xlsx_bytes(wanted.table.title, headers, kinds, rows), export.XLSX_MEDIA_TYPE, "xlsx"
         return Response(body, media_type=media, headers={
             "content-disposition": export.content_disposition(f"{wanted.table.title}-{stamp}.{suffix}")})
+
+    def workbook(wanted: pages.Workbook, as_of: datetime | None) -> Response:
+        """A page's tables as the sheets of one XLSX (workbooks.py)."""
+        sheets = [(sheet.name, [c.header for c in sheet.columns],
+                   [c.kind if c.display is None else "text" for c in sheet.columns], sheet.values())
+                  for sheet in wanted.sheets]
+        stamp = as_of.strftime("%Y-%m-%d") if as_of else "未发布"
+        return Response(export.xlsx_book(sheets), media_type=export.XLSX_MEDIA_TYPE, headers={
+            "content-disposition": export.content_disposition(f"{wanted.title}-{stamp}.xlsx")})
 
     # ------------------------------------------------------------ forms (POST)
 

@@ -46,6 +46,11 @@ def xlsx_bytes(sheet: str, headers: Sequence[str], kinds: Sequence[str], rows: I
     """One worksheet: a bold Chinese header row, then the rows; `kinds` per column decide
     the cell type (money -> number #,##0.00, int / score -> number, datetime / date -> date,
     anything else -> neutralised text)."""
+    return xlsx_book([(sheet, headers, kinds, rows)])
+
+
+def xlsx_book(sheets: Sequence[tuple[str, Sequence[str], Sequence[str], Iterable[Sequence]]]) -> bytes:
+    """Several worksheets `(name, headers, kinds, rows)` in one workbook (a page's tables)."""
     import xlsxwriter
 
     buffer = io.BytesIO()
@@ -59,19 +64,32 @@ def xlsx_bytes(sheet: str, headers: Sequence[str], kinds: Sequence[str], rows: I
             "date": book.add_format({"num_format": "yyyy-mm-dd"}),
             "percent": book.add_format({"num_format": "0.0%"}),
         }
-        worksheet = book.add_worksheet(sheet[:31])
-        for column, header in enumerate(headers):
-            worksheet.write_string(0, column, neutralise(header), bold)
-            worksheet.set_column(column, column, 14 if kinds[column] != "text" else 22)
-        worksheet.freeze_panes(1, 0)
-        for row_number, row in enumerate(rows, start=1):
-            if row_number > EXCEL_MAX_ROWS:
-                break
-            for column, value in enumerate(row):
-                _write_cell(worksheet, row_number, column, value, kinds[column], formats)
+        used: set[str] = set()
+        for sheet, headers, kinds, rows in sheets:
+            worksheet = book.add_worksheet(_sheet_name(sheet, used))
+            for column, header in enumerate(headers):
+                worksheet.write_string(0, column, neutralise(header), bold)
+                worksheet.set_column(column, column, 14 if kinds[column] != "text" else 22)
+            worksheet.freeze_panes(1, 0)
+            for row_number, row in enumerate(rows, start=1):
+                if row_number > EXCEL_MAX_ROWS:
+                    break
+                for column, value in enumerate(row):
+                    _write_cell(worksheet, row_number, column, value, kinds[column], formats)
     finally:
         book.close()
     return buffer.getvalue()
+
+
+def _sheet_name(name: str, used: set[str]) -> str:
+    """Excel's rules: at most 31 characters, none of []:*?/\\, unique in the book."""
+    base = "".join("_" if c in "[]:*?/\\" else c for c in name).strip("'")[:31] or "Sheet"
+    candidate, n = base, 2
+    while candidate.lower() in used:
+        suffix = f"({n})"
+        candidate, n = base[: 31 - len(suffix)] + suffix, n + 1
+    used.add(candidate.lower())
+    return candidate
 
 
 def _write_cell(worksheet, row: int, column: int, value, kind: str, formats: dict) -> None:

@@ -15,7 +15,7 @@ from starlette.requests import Request
 
 from recon_pipeline.as_of import cutoff_moment, cutoff_period, next_cutoff, shift_period
 from recon_pipeline.close.status import period_board
-from recon_pipeline.dashboard import charts, details, formatting, lists, queries, search
+from recon_pipeline.dashboard import charts, details, formatting, lists, queries, search, workbooks
 from recon_pipeline.dashboard.access import Account, Scope
 from recon_pipeline.dashboard.actions import HEALTH_BOARD, register_action_log, target_actions
 from recon_pipeline.dashboard.feedback import decisions_pending
@@ -30,6 +30,13 @@ class Export(Exception):
 
     def __init__(self, table: Table, fmt: str):
         self.table, self.fmt = table, fmt
+
+
+class Workbook(Exception):
+    """The request asked for a page's tables as one Excel file (`?format=xlsx`, workbooks.py)."""
+
+    def __init__(self, title: str, sheets: list):
+        self.title, self.sheets = title, sheets
 
 
 class NotFound(Exception):
@@ -70,6 +77,16 @@ class View:
         if fmt in ("xlsx", "csv") and self.param("table") == table.prefix:
             raise Export(table, fmt)
         return fetch_page(self.reader, table, self.request.query_params, self.filters(*filter_names))
+
+    def workbook(self, title: str, sheets) -> None:
+        """On `?format=xlsx`, stop with the page's tables (`sheets()`) as one workbook."""
+        if self.param("format") == "xlsx" and not self.param("table"):
+            raise Workbook(title, sheets())
+
+    def page_export_url(self) -> str:
+        """This page, with its filters, as a workbook."""
+        params = {k: v for k, v in self.request.query_params.items() if k not in ("format", "table", "notice")}
+        return "?" + urlencode({**params, "format": "xlsx"})
 
     def region_name(self, code: str | None) -> str | None:
         return self.config.region_names.get(code, code) if code else code
@@ -128,6 +145,7 @@ def overview(view: View) -> dict:
         funnel=funnel,
         funnel_chart=charts.funnel_chart(funnel),
     )
+    view.workbook(f"总览-{period}", lambda: workbooks.overview_sheets(context, view))
     return context
 
 
@@ -162,6 +180,7 @@ def order(view: View, order_id: str) -> dict:
                                   view.config.amount_tolerance)
     if detail is None:
         raise NotFound(f"找不到订单 {order_id}")
+    view.workbook(f"订单-{detail.order['order_id']}", lambda: workbooks.order_sheets(detail, view))
     return {"detail": detail, "o": detail.order}
 
 
@@ -336,7 +355,7 @@ def health(view: View) -> dict:
     red = [m for m in metrics if m["status"] == "red"]
     _action_log(view)
     board = board_state(view, red)
-    return {
+    context = {
         "metrics": metrics,
         "red_count": len(red),
         "hours_to_cutoff": queries.hours_to_cutoff(metrics, view.as_of, config.cutoff_hour),
@@ -346,6 +365,8 @@ def health(view: View) -> dict:
         "response": response_times(view),
         "close_board": period_board(reader.conn, view.as_of, config.settings),
     }
+    view.workbook("健康看板", lambda: workbooks.health_sheets(context, view))
+    return context
 
 
 def board_state(view: View, red: list[dict]) -> dict:

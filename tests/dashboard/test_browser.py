@@ -115,7 +115,14 @@ def test_an_exported_table_opens_with_openpyxl(page, config, tmp_path):
             page.get_by_test_id("orders-table-xlsx").click()
         saved = tmp_path / download.value.suggested_filename
         download.value.save_as(saved)
+        visit(page, base + "/orders/25SH00002", "order-for-workbook")
+        with page.expect_download() as whole_order:
+            page.get_by_test_id("page-xlsx").click()
+        book = tmp_path / whole_order.value.suggested_filename
+        whole_order.value.save_as(book)
     assert saved.name == "订单-2025-03-29.xlsx"
+    missing = [r[1] for r in openpyxl.load_workbook(book)["还差什么"].iter_rows(min_row=2, values_only=True)]
+    assert book.name == "订单-25SH00002-2025-03-29.xlsx" and any("还差 ¥30,000.00 回款" in m for m in missing)
     rows = list(openpyxl.load_workbook(saved).active.iter_rows(values_only=True))
     assert rows[0][:3] == ("订单号", "合同编号", "客户")
     assert sorted(r[0] for r in rows[1:]) == ["25BJ00003", "25BJ00004"] and {r[4] for r in rows[1:]} == {"北京"}

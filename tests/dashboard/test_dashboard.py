@@ -203,6 +203,29 @@ def test_a_customers_page_lists_each_receipt_and_exports_it_apart_from_the_order
     assert list(openpyxl.load_workbook(io.BytesIO(orders)).active.iter_rows(values_only=True))[0][0] == "订单号"
 
 
+def test_the_overview_health_and_order_pages_download_their_tables_as_one_workbook(config):
+    with running_dashboard(config) as base:
+        client = Client(base)
+        books = {path: client.get_bytes(path) for path in (
+            "/orders/25BJ00004?format=xlsx", "/?period=2025-02&format=xlsx", "/health?format=xlsx")}
+        page = client.get("/orders/25BJ00004")[1]
+    assert 'href="?format=xlsx" data-testid="page-xlsx"' in page
+    order, overview, health = (openpyxl.load_workbook(io.BytesIO(body)) for _, body, _ in books.values())
+    assert "filename*=UTF-8''%E8%AE%A2%E5%8D%95-25BJ00004-2025-03-29.xlsx" in books["/orders/25BJ00004?format=xlsx"][2]["content-disposition"]
+    assert order.sheetnames == ["三联单", "还差什么", "发票", "回款", "核销", "法务", "状态变化"]
+    invoices = list(order["发票"].iter_rows(values_only=True))
+    assert invoices[0] == ("发票号", "开票日期", "类型", "价税合计", "计入开票") and "红字发票" in {r[2] for r in invoices[1:]}
+    red = next(r for r in order["发票"].iter_rows(min_row=2) if r[2].value == "红字发票")
+    assert red[3].value < 0 and red[3].number_format == "#,##0.00"
+    trend = {r[0]: r for r in overview["签约确认回款趋势"].iter_rows(values_only=True)}
+    assert trend["2025-02"][1:] == (120000, 100000, 220000)
+    assert [r[0] for r in overview["订单生命周期漏斗"].iter_rows(values_only=True)][1:] == ["已签约", "已归档", "已开票", "已回款", "已闭环"]
+    metrics = {r[0]: r for r in health["指标"].iter_rows(values_only=True)}
+    assert metrics["合同回款匹配率（近30天）"][1:4] == ("80.0%", "≥ 95.0%", "异常")
+    assert health.sheetnames[1:] == ["响应与修复（近30天）", "已签约未归档订单"]
+    assert not any(c.data_type == "f" for book in (order, overview, health) for ws in book for row in ws.iter_rows() for c in row)
+
+
 def test_long_tables_page_and_sort(config):
     with running_dashboard(config) as base:
         client = Client(base)
