@@ -574,30 +574,32 @@ def apply_profile(
 
     width = len(names)
 
-    def fitted(cells: list[str]) -> list[str]:
-        """The row cut to the header's width, so the computed columns land where the header
-        says. Cells beyond the header (a damaged header, a stray delimiter) are kept, joined
-        into the last column, so nothing received is lost."""
+    def fitted(cells: list[str]) -> tuple[list[str], list[str]]:
+        """(the row cut or padded to the header's width, the cells beyond it): the computed
+        columns must land where the header says, and cells beyond the header (a damaged
+        header, a stray delimiter) go after everything, where the reader reports them as
+        overflow (the row is quarantined as wider than its header, nothing dropped)."""
         if len(cells) <= width:
-            return list(cells) + [""] * (width - len(cells))
-        if not width:
-            return []
-        overflow = [c for c in cells[width - 1:] if c not in (None, "")]
-        return list(cells[:width - 1]) + [",".join(str(c) for c in overflow)]
+            return list(cells) + [""] * (width - len(cells)), []
+        return list(cells[:width]), list(cells[width:])
+
+    overflow: dict[int, list[str]] = {}  # row number -> its cells beyond the header
 
     def transformed():
         pending: tuple[int, list[str]] | None = None
         for number, raw_cells in rows:
             if not any((c or "").strip() for c in raw_cells):
                 continue
-            cells = fitted(raw_cells)
+            cells, beyond = fitted(raw_cells)
             stats.rows += 1
             if not is_transaction(cells):
                 stats.skipped += 1
                 continue
+            if beyond:
+                overflow[number] = beyond
             if not sign_from_balance:
                 extra, values = computed(cells, None)
-                yield number, list(cells) + with_id(cells, extra, values) + constants
+                yield number, list(cells) + with_id(cells, extra, values) + constants + overflow.pop(number, [])
                 continue
             # Sign from the running balance: compared with the row before (file in date
             # order) or after (newest first).
@@ -605,16 +607,16 @@ def apply_profile(
                 previous = pending[1] if pending else None
                 extra, values = computed(cells, _balance_debit(previous, cells, balance_at))
                 pending = (number, cells)
-                yield number, list(cells) + with_id(cells, extra, values) + constants
+                yield number, list(cells) + with_id(cells, extra, values) + constants + overflow.pop(number, [])
             else:
                 if pending is not None:
                     before_number, before = pending
                     extra, values = computed(before, _balance_debit(cells, before, balance_at))
-                    yield before_number, list(before) + with_id(before, extra, values) + constants
+                    yield before_number, list(before) + with_id(before, extra, values) + constants + overflow.pop(before_number, [])
                 pending = (number, cells)
         if sign_from_balance and balance_order != "down" and pending is not None:
             extra, values = computed(pending[1], None)
-            yield pending[0], list(pending[1]) + with_id(pending[1], extra, values) + constants
+            yield pending[0], list(pending[1]) + with_id(pending[1], extra, values) + constants + overflow.pop(pending[0], [])
 
     return list(headers) + added, transformed()
 

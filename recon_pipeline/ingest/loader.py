@@ -207,6 +207,10 @@ def typing_sql(
     raw_record = "json_object(" + ", ".join(
         f"{_quote(c)}, CASE WHEN length(\"_text_{c}\") >= {limit} THEN left(\"_text_{c}\", {limit}) || '…（已截断）' "
         f"ELSE \"_text_{c}\" END" for c in present) + ")"
+    # Unmapped columns and cells beyond the header belong to the received record too.
+    extra = (f"CASE WHEN length(_extra_columns) <= {limit * 4} THEN json(_extra_columns) "
+             f"ELSE to_json(left(_extra_columns, {limit * 4}) || '…（已截断）') END")
+    raw_record = f"CASE WHEN _extra_columns IS NULL THEN {raw_record} ELSE json_merge_patch({raw_record}, json_object('_extra_columns', {extra})) END"
     columns = ", ".join(f'"{c.name}"' for c in spec.columns)
     text_columns = ", ".join(f'"_text_{c}"' for c in present)
     # The raw record (for the quarantine) is built only for rows that fail.

@@ -29,7 +29,7 @@ from recon_pipeline.ingest.file_profiles import (
     choose_profile,
     load_profiles,
 )
-from recon_pipeline.ingest.statements.tables import cell_text
+from recon_pipeline.ingest.statements.tables import cell_text, sniff_delimiter
 from recon_pipeline.settings import Settings
 from recon_pipeline.sources import SourceSpec
 
@@ -257,21 +257,6 @@ def _for_this_file(profile: FileProfile | None, preamble: list[list[str]], infer
     return profile
 
 
-def _sniff_delimiter_lines(text: str) -> str:
-    """The delimiter giving the widest rows over the first lines (preambles are narrow)."""
-    lines = [line for line in text[:1 << 20].splitlines()[:HEADER_SEARCH_ROWS] if len(line) < CSV_FIELD_LIMIT]
-
-    def width(line: str, delimiter: str) -> int:
-        try:
-            return len(next(csv.reader([line], delimiter=delimiter), []))
-        except csv.Error:
-            return 0
-
-    widths = {d: max((width(line, d) for line in lines), default=0) for d in (",", "\t", ";", "|")}
-    best = max(widths, key=widths.get)
-    return best if widths[best] > 1 else ","
-
-
 def read_csv(path: Path, spec: SourceSpec, settings: Settings) -> ReadFile:
     data = path.read_bytes()
     if not data.strip():
@@ -285,7 +270,7 @@ def read_csv(path: Path, spec: SourceSpec, settings: Settings) -> ReadFile:
     except (UnicodeDecodeError, LookupError) as exc:
         raise FileReadError(f"无法按 {encoding} 解码: {exc}") from None
     del data
-    delimiter = next((p.delimiter for p in profiles if p.delimiter), None) or _sniff_delimiter_lines(text)
+    delimiter = next((p.delimiter for p in profiles if p.delimiter), None) or sniff_delimiter(text, CSV_FIELD_LIMIT)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
 
     def numbered():

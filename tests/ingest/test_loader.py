@@ -217,3 +217,31 @@ def test_fast_reader_declines_what_it_cannot_number_exactly():
     assert _fast_csv_batches("a,b\n1,2\n\n3,4\n", ",", 2) is None  # blank line
     assert _fast_csv_batches('a,b\n1,"x\ny"\n', ",", 2) is None  # quoted line break
     assert _fast_csv_batches("a,b\n1,2,3\n", ",", 2) is None  # wider row
+
+
+def test_delimiters_inside_cells_do_not_decide_the_files_delimiter(landing, conn):
+    """A comma file whose cells are full of ; | and tabs (and a quoted line break) is still
+    read as comma-separated: the delimiter is the one under which the rows agree on a width."""
+    write(landing, "bank_transactions", "2025-03-03", "b.csv", BANK_HEADER
+          + '6222,T1,2025-03-03 10:00:00,1.00,CNY,"甲;乙|丙;丁|戊;己|庚;辛|壬",,"a;b;c;d;e;f;g;h;i;j;k"\n'
+          + '6222,T2,2025-03-03 10:00:00,2.00,CNY,乙,,"两行;\n附言|x|y|z"\n'
+          + "6222,T3,2025-03-03 10:00:00,3.00,CNY,丙\t公司,,货款\n")
+    report = sync_landing(conn, landing, date(2025, 3, 3), SETTINGS)
+    assert not report.failed
+    assert [(r[0], r[1]) for r in bank_rows(conn)] == [("T1", Decimal("1.00")), ("T2", Decimal("2.00")), ("T3", Decimal("3.00"))]
+
+
+def test_a_row_wider_than_a_generic_exports_header_is_quarantined_and_the_rest_read(landing, conn):
+    """A bank export read by the generic reader: the row with a cell more than its header is
+    quarantined as such (its cells kept), and the other rows keep their own date and amount."""
+    write(landing, "bank_transactions", "2025-03-03", "export.csv",
+          "账号：6222000011112222\n"
+          "交易日期,交易金额,余额,对方户名,摘要\n"
+          "2025-03-01,\"1,234.00\",5000.00,上海某某科技有限公司,货款\n"
+          "2025-03-02,-200.00,4800.00,某某银行,手续费,多出来的一格\n"
+          "2025-03-03,300.00,5100.00,北京某某科技有限公司,货款 25SH00137\n")
+    sync_landing(conn, landing, date(2025, 3, 3), SETTINGS)
+    loaded = conn.execute("SELECT amount, counterparty_name FROM raw.bank_transactions ORDER BY _row_number").fetchall()
+    assert loaded == [(Decimal("1234.00"), "上海某某科技有限公司"), (Decimal("300.00"), "北京某某科技有限公司")]
+    [(row, reason, record)] = conn.execute("SELECT _row_number, reason, raw_record FROM raw.quarantine").fetchall()
+    assert row == 4 and "字段数多于表头" in reason and "多出来的一格" in record

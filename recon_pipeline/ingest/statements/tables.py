@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 from datetime import date, datetime, time
 from decimal import Decimal
 from pathlib import Path
@@ -143,15 +144,41 @@ def _spreadsheet_ml_rows(text: str) -> list[list[str]] | None:
     return rows or None
 
 
+DELIMITERS = (",", "\t", ";", "|")
+SNIFF_ROWS = 60
+
+
+def sniff_delimiter(text: str, field_limit: int = 1 << 20) -> str:
+    """The delimiter under which the first rows agree on one width: for each candidate, the
+    rows are parsed as CSV (quoted newlines included) and the rows sharing the most common
+    width above 1 are scored by the cells they hold (rows x width); `,` wins ties. Preamble
+    lines are few, and a delimiter that merely occurs inside cells gives ragged or narrow
+    rows, so neither decides."""
+    head = text[:1 << 20]
+    best, best_score = ",", (0, 0, True)
+    for delimiter in DELIMITERS:
+        widths: dict[int, int] = {}
+        try:
+            reader = csv.reader(io.StringIO(head, newline=""), delimiter=delimiter)
+            for cells in itertools.islice(reader, SNIFF_ROWS):
+                if any(len(cell) >= field_limit for cell in cells):
+                    break
+                if len(cells) > 1:
+                    widths[len(cells)] = widths.get(len(cells), 0) + 1
+        except csv.Error:
+            pass
+        if not widths:
+            continue
+        width, rows = max(widths.items(), key=lambda item: (item[1] * item[0], item[1]))
+        score = (rows * width, rows, delimiter == ",")
+        if score > best_score:
+            best, best_score = delimiter, score
+    return best
+
+
 def read_csv_rows(text: str) -> list[list[str]]:
-    """CSV rows; a ragged preamble (title lines with no commas) is fine for the csv module.
-    The delimiter is the one giving the widest rows over the first lines (`,` `\t` `;` `|`)."""
-    lines = text[:65536].splitlines()[:60]
-    widths = {d: max((len(next(csv.reader([line], delimiter=d), [])) for line in lines), default=0) for d in (",", "\t", ";", "|")}
-    delimiter = max(widths, key=lambda d: (widths[d], d == ","))
-    if widths[delimiter] <= 1:
-        delimiter = ","
-    return list(csv.reader(io.StringIO(text), delimiter=delimiter))
+    """CSV rows with the sniffed delimiter; a ragged preamble (title lines) is fine."""
+    return list(csv.reader(io.StringIO(text, newline=""), delimiter=sniff_delimiter(text)))
 
 
 def load_rows(path: Path, data: bytes) -> list[list[str]] | None:
