@@ -36,10 +36,13 @@ PAGES = [
     ("搜索·变形订单号", "/search?q=24bj12"),
     ("搜索·客户名", "/search?q=客户名称123"),
     ("搜索·金额", "/search?q=¥12,345.00"),
+    ("搜索·发票号", "/search?q=inv{order_id}"),
+    ("搜索·付款户名", "/search?q=付款单位1234"),
     ("订单列表", "/orders"),
     ("订单列表·筛选排序", "/orders?region=BJ&stage=awaiting_payment&sort=outstanding_amount&dir=desc&page=3"),
     ("订单详情", "/orders/{order_id}"),
     ("客户详情", "/customers/{customer_id}"),
+    ("客户详情·到账排序", "/customers/{customer_id}?r_sort=amount&r_dir=desc"),
     ("我的业绩", "/salespeople/{salesperson_id}?period=2025-03"),
     ("健康看板", "/health"),
     ("预警", "/alerts"),
@@ -47,6 +50,9 @@ PAGES = [
     ("差额清单", "/diff-list?diff_type=receipt_without_contract"),
     ("客户·全部", "/customers?scope=all"),
     ("财务复核队列", "/review"),
+    ("导出·订单详情整页", "/orders/{order_id}?format=xlsx"),
+    ("导出·总览整页", "/?format=xlsx"),
+    ("导出·健康看板整页", "/health?format=xlsx"),
 ]
 
 

@@ -30,6 +30,7 @@ import duckdb
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup, escape
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
@@ -37,7 +38,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from recon_pipeline.as_of import duration_text
-from recon_pipeline.dashboard import export, formatting, labels, pages, queries
+from recon_pipeline.dashboard import export, formatting, labels, pages, queries, search
 from recon_pipeline.dashboard.access import Account, Scope, accounts_from_settings, scope_for, verify_password
 from recon_pipeline.dashboard.actions import HEALTH_BOARD, AlertAction, InvalidAction, write_action
 from recon_pipeline.dashboard.feedback import InvalidDecision, MatchDecision, write_decision
@@ -229,7 +230,7 @@ def create_app(config: DashboardConfig) -> Starlette:
                 with open_reader() as reader:
                     as_of = queries.mart_as_of(reader)
                     view = pages.View(request, reader, as_of, config, user, scope_of(reader, user),
-                                      salesperson_names_of(reader), publication.memo)
+                                      salesperson_names_of(reader), reader.memo)
                     try:
                         context = builder(view, **request.path_params)
                     except pages.Export as wanted:
@@ -239,7 +240,12 @@ def create_app(config: DashboardConfig) -> Starlette:
                     if isinstance(context, Response):  # a download built by the page itself
                         return context
                     context.update(as_of=as_of, published_at=queries.published_at(reader), view=view)
-                    return render(request, template, status_code=context.pop("status_code", 200), **context)
+                    response = render(request, template, status_code=context.pop("status_code", 200), **context)
+                    if pages.LEARNED_PAYER_NAMES not in reader.memo:
+                        # A whole-bank scan the first name search needs: done once the page is sent.
+                        response.background = BackgroundTask(
+                            publication.warm, pages.LEARNED_PAYER_NAMES, search.learned_payer_names)
+                    return response
             except NotPublished:
                 return render(request, "not_published.html", status_code=503, published_path=config.published_path,
                               as_of=None, published_at=None)
@@ -443,7 +449,7 @@ class Publication:
         self._columns: dict[str, set[str]] = {}
         self._version = 0
         # Figures computed from this version alone (no landing overlay), by page and filters.
-        self.memo: dict[tuple, object] = {}
+        self.memo = pages.Memo()  # replaced (never cleared) with each version: a late result lands in its own
 
     def _current(self) -> tuple[duckdb.DuckDBPyConnection, str, dict]:
         try:
@@ -462,18 +468,29 @@ class Publication:
                 conn.execute(f"USE {catalog}")
                 self._conn, self._catalog, self._key = conn, catalog, key
                 self._columns = queries.published_columns(conn)
-                self.memo.clear()
-            return self._conn, self._catalog, self._columns
+                self.memo = pages.Memo()
+            return self._conn, self._catalog, self._columns, self.memo
 
     @contextmanager
     def reader(self) -> Iterator[queries.MartReader]:
-        conn, catalog, columns = self._current()
+        """A cursor on the current version; `reader.memo` is that version's Memo."""
+        conn, catalog, columns, memo = self._current()
         cursor = conn.cursor()
         try:
             cursor.execute(f"USE {catalog}")
-            yield queries.MartReader(cursor, columns)
+            reader = queries.MartReader(cursor, columns)
+            reader.memo = memo
+            yield reader
         finally:
             cursor.close()
+
+    def warm(self, key: tuple, compute: Callable[[queries.MartReader], object]) -> None:
+        """Compute a figure of the current version now (after a response was sent)."""
+        try:
+            with self.reader() as reader:
+                reader.memo.get(key, lambda: compute(reader))
+        except (NotPublished, duckdb.Error):
+            pass  # the next page says so, or computes it itself
 
 
 def salesperson_names_of(reader: queries.MartReader) -> dict[str, str]:

@@ -5,7 +5,8 @@ returns the page of rows or, for `?format=xlsx|csv`, stops with the whole table 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import threading
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -47,6 +48,40 @@ class Forbidden(Exception):
     """The user's role may not open this page."""
 
 
+class Memo:
+    """Figures of one publication version, computed once (bounded: a few hundred). Two
+    requests wanting the same figure at once wait for one computation, not two."""
+
+    LIMIT = 500
+
+    def __init__(self):
+        self._values: dict[tuple, Any] = {}
+        self._locks: dict[tuple, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def __contains__(self, key: tuple) -> bool:
+        return key in self._values
+
+    def clear(self) -> None:
+        with self._guard:
+            self._values.clear()
+            self._locks.clear()
+
+    def get(self, key: tuple, compute):
+        if key in self._values:
+            return self._values[key]
+        with self._guard:
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:
+            if key not in self._values:
+                value = compute()
+                with self._guard:
+                    if len(self._values) >= self.LIMIT:
+                        self._values.clear()
+                    self._values[key] = value
+            return self._values[key]
+
+
 @dataclass
 class View:
     request: Request
@@ -56,15 +91,11 @@ class View:
     user: Account | None
     scope: Scope
     salesperson_names: dict[str, str] = field(default_factory=dict)
-    memo: dict = field(default_factory=dict)  # per publication version (app.Publication)
+    memo: "Memo" = field(default_factory=lambda: Memo())  # per publication version (app.Publication)
 
     def remembered(self, key: tuple, compute):
-        """A figure of this publication version alone, computed once (bounded: a few hundred)."""
-        if key not in self.memo:
-            if len(self.memo) > 500:
-                self.memo.clear()
-            self.memo[key] = compute()
-        return self.memo[key]
+        """A figure of this publication version alone, computed once."""
+        return self.memo.get(key, compute)
 
     def param(self, name: str, default: str = "") -> str:
         return (self.request.query_params.get(name) or default).strip()[:100]
@@ -151,11 +182,19 @@ def overview(view: View) -> dict:
 
 # ---------------------------------------------------------------- search
 
+LEARNED_PAYER_NAMES = ("learned_payer_names",)
+
+
+def learned_payer_names(view: View) -> list[tuple[str, str]]:
+    """The payer names finance confirmed, of this publication: a scan of the whole bank, so it
+    is computed once per version, and warmed after the first page of a new version is sent
+    (app.py) so that the first search does not pay for it."""
+    return view.remembered(LEARNED_PAYER_NAMES, lambda: search.learned_payer_names(view.reader))
+
 
 def search_page(view: View) -> dict:
     text = view.param("q")
-    payer_names = view.remembered(("learned_payer_names",), lambda: search.learned_payer_names(view.reader))
-    result = search.search(view.reader, text, view.scope, view.config.amount_tolerance, payer_names)
+    result = search.search(view.reader, text, view.scope, view.config.amount_tolerance, lambda: learned_payer_names(view))
     return {"q": text, "result": result}
 
 
@@ -305,19 +344,26 @@ def alerts(view: View) -> dict:
     _action_log(view)
     table = lists.alerts_table(view.reader, query, view.person)
     page = view.paged(table, "level", "type", "owner", "status")
+    # The level cards count every level under the other filters (they are the level filter).
+    every_level = lists.alerts_table(view.reader, replace(query, level=""), view.person)
     by_level = {
         row["level"]: row["n"] for row in view.reader.rows(
-            f"SELECT level_key AS level, count(*) AS n FROM ({table.sql}) AS counted GROUP BY 1", list(table.params))
+            f"SELECT level_key AS level, count(*) AS n FROM ({every_level.sql}) AS counted GROUP BY 1", list(every_level.params))
     }
+    level_links = {key: "?" + urlencode({**view.filters("type", "owner", "status"), **({"level": key} if key != query.level else {})})
+                   for key in ("1", "2", "3", "reminder")}
     sla = _sla_rows(view, "alert", [r["alert_id"] for r in page.rows])
     for row in page.rows:
         row["sla"] = sla.get(row["alert_id"], [])
+    owner_scope, owner_params = view.scope.sql("salesperson_id")
     owners = view.reader.rows(
         "SELECT DISTINCT coalesce(owner_name, recipient) AS label, coalesce(salesperson_id, recipient) AS value "
-        "FROM mart.alerts WHERE coalesce(salesperson_id, recipient) IS NOT NULL ORDER BY 1 LIMIT 300"
+        f"FROM mart.alerts WHERE coalesce(salesperson_id, recipient) IS NOT NULL AND {owner_scope} ORDER BY 1 LIMIT 300",
+        owner_params,
     ) if view.reader.has_column("mart.alerts", "owner_name") and view.reader.has_column("mart.alerts", "salesperson_id") else []
     types = [r["t"] for r in view.reader.rows("SELECT DISTINCT alert_type AS t FROM mart.alerts ORDER BY 1")]
-    return {"query": query, "table": table, "page": page, "by_level": by_level, "owners": owners, "types": types}
+    return {"query": query, "table": table, "page": page, "by_level": by_level, "level_links": level_links,
+            "owners": owners, "types": types}
 
 
 def diff_list(view: View) -> dict:

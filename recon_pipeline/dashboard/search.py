@@ -14,6 +14,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from typing import Callable
 
 from recon_pipeline.dashboard.access import Scope
 from recon_pipeline.dashboard.lists import stage_sql
@@ -79,9 +80,10 @@ def learned_payer_names(reader: MartReader) -> list[tuple[str, str]]:
 
 def search(
     reader: MartReader, raw_text: str, scope: Scope, tolerance: Decimal = Decimal("0.00"),
-    payer_names: list[tuple[str, str]] | None = None,
+    payer_names: Callable[[], list[tuple[str, str]]] | None = None,
 ) -> SearchResult:
-    """`payer_names`: learned_payer_names() of this publication (computed here if not given)."""
+    """`payer_names` gives learned_payer_names() of this publication (the caller remembers
+    them; called only when the text is a name)."""
     text = normalized(raw_text)
     result = SearchResult(text=text)
     if not text:
@@ -93,7 +95,7 @@ def search(
         result.orders = _orders(reader, text, like, result, scope, tolerance)
     if len(text) >= 2 and not result.order_ids and result.amount is None:
         folded = text.casefold()
-        for customer_id, name in learned_payer_names(reader) if payer_names is None else payer_names:
+        for customer_id, name in (payer_names or (lambda: learned_payer_names(reader)))():
             if folded in name.casefold():
                 result.payer_names.setdefault(customer_id, []).append(name)
     result.customers = _customers(reader, text, like, scope, list(result.payer_names))

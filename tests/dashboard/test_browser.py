@@ -54,6 +54,10 @@ def test_every_page_shows_the_fixture_figures_and_draws_its_charts(page, config)
 
         visit(page, base + "/alerts", "alerts")
         assert [page.get_by_test_id(f"alerts-level-{k}").inner_text() for k in ("1", "2", "3", "reminder")] == ["1", "1", "1", "5"]
+        page.get_by_test_id("alerts-level-2").click()  # a level card is the level filter
+        page.wait_for_url("**/alerts?level=2")
+        assert [page.get_by_test_id(f"alerts-level-{k}").inner_text() for k in ("1", "2", "3", "reminder")] == ["1", "1", "1", "5"]
+        assert [row[0] for row in cells(page, "[data-testid=alerts-table]")] == ["二级"]
         visit(page, base + "/diff-list", "diff-list")
         assert page.get_by_test_id("diff-receipt_without_contract").inner_text() == EXPECTED["diff_receipt_without_contract"]
         assert len(cells(page, "[data-testid=diff-table]")) == 4  # today's list only

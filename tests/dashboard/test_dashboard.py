@@ -102,6 +102,25 @@ def test_runbook_links_resolve_inside_the_dashboard():
     assert runbook_link("https://wiki.example.com/x#y", "x") == "https://wiki.example.com/x#y"
 
 
+def test_a_figure_wanted_by_two_requests_at_once_is_computed_once_per_publication(published):
+    import threading
+    import time
+
+    from recon_pipeline.dashboard.app import Publication
+    from recon_pipeline.dashboard.pages import LEARNED_PAYER_NAMES, Memo
+
+    memo, calls = Memo(), []
+    slow = lambda: (calls.append(1), time.sleep(0.2), 42)[2]  # noqa: E731
+    threads = [threading.Thread(target=memo.get, args=(("k",), slow)) for _ in range(3)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert memo.get(("k",), slow) == 42 and len(calls) == 1
+    publication = Publication(published)
+    publication.warm(LEARNED_PAYER_NAMES, lambda reader: ["warmed"])
+    with publication.reader() as reader:
+        assert reader.memo.get(LEARNED_PAYER_NAMES, lambda: ["again"]) == ["warmed"]
+
+
 # ------------------------------------------------------------------ pages over HTTP
 
 
