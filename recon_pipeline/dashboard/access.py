@@ -20,8 +20,11 @@ behind one access token): everything visible, the actor's name typed in the form
 
 from __future__ import annotations
 
+import threading
+import time
+from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 ROLES = ("finance", "manager", "sales")
 
@@ -105,6 +108,48 @@ class _DummyHash:
 
 
 _DUMMY_HASH = _DummyHash()
+
+
+class LoginThrottle:
+    """Password guessing is slowed to a stop: after `max_failures` wrong passwords for one
+    username, or from one client address, within `window_seconds`, that username or address
+    is refused until the window has passed (a right password then works again). In memory:
+    a restart forgets, which only helps the owner of the account."""
+
+    def __init__(self, max_failures: int = 5, window_seconds: float = 900, clock: Callable[[], float] = time.monotonic):
+        self.max_failures, self.window, self.clock = max_failures, window_seconds, clock
+        self._failures: dict[str, deque] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, key: str, now: float) -> deque:
+        seen = self._failures.setdefault(key, deque())
+        while seen and seen[0] <= now - self.window:
+            seen.popleft()
+        return seen
+
+    def wait_seconds(self, username: str, client: str) -> float:
+        """0 when a login may be tried now, else how long until it may."""
+        now = self.clock()
+        with self._lock:
+            waits = [seen[0] + self.window - now for key in self._keys(username, client)
+                     if len(seen := self._recent(key, now)) >= self.max_failures]
+        return max(waits, default=0.0)
+
+    def failed(self, username: str, client: str) -> None:
+        now = self.clock()
+        with self._lock:
+            if len(self._failures) > 10_000:  # bounded under a flood of made-up names
+                self._failures = {k: v for k, v in self._failures.items() if v and v[-1] > now - self.window}
+            for key in self._keys(username, client):
+                self._recent(key, now).append(now)
+
+    def succeeded(self, username: str) -> None:
+        with self._lock:
+            self._failures.pop("user:" + username.lower(), None)
+
+    @staticmethod
+    def _keys(username: str, client: str) -> tuple[str, str]:
+        return "user:" + username.lower(), "client:" + client
 
 
 @dataclass(frozen=True)

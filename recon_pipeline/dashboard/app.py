@@ -39,7 +39,7 @@ from starlette.staticfiles import StaticFiles
 
 from recon_pipeline.as_of import duration_text
 from recon_pipeline.dashboard import export, formatting, labels, pages, queries, search
-from recon_pipeline.dashboard.access import Account, Scope, accounts_from_settings, scope_for, verify_password
+from recon_pipeline.dashboard.access import Account, LoginThrottle, Scope, accounts_from_settings, scope_for, verify_password
 from recon_pipeline.dashboard.actions import HEALTH_BOARD, AlertAction, InvalidAction, write_action
 from recon_pipeline.dashboard.feedback import InvalidDecision, MatchDecision, write_decision
 from recon_pipeline.dashboard.landing import UnsafePath, business_now
@@ -88,6 +88,8 @@ class DashboardConfig:
     runbook_path: Path = field(default_factory=lambda: PROJECT_ROOT / "docs" / "runbook.md")
     region_names: dict = field(default_factory=lambda: dict(labels.REGION_NAMES))
     accounts: dict = field(default_factory=dict)  # username -> Account
+    login_max_failures: int = 5  # wrong passwords per username or client address ...
+    login_lockout_minutes: int = 15  # ... within this window lock that username or address for it
     secret: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
     clock: Callable[[], datetime] = field(default=lambda: datetime.now().replace(microsecond=0), repr=False)
     settings: Settings = field(default_factory=load_settings, repr=False, compare=False)
@@ -111,6 +113,8 @@ class DashboardConfig:
             runbook_path=(PROJECT_ROOT / runbook) if runbook else PROJECT_ROOT / "docs" / "runbook.md",
             region_names={**labels.REGION_NAMES, **(settings.raw.get("region_names") or {})},
             accounts=accounts_from_settings(section.get("accounts")),
+            login_max_failures=int(section.get("login_max_failures", 5)),
+            login_lockout_minutes=int(section.get("login_lockout_minutes", 15)),
             settings=settings,
             **({"secret": secret} if secret else {}),
         )
@@ -377,18 +381,27 @@ def create_app(config: DashboardConfig) -> Starlette:
         return render(request, "login.html", as_of=None, published_at=None, error=None,
                       next=local_target(request.query_params.get("next", ""), "/"))
 
+    throttle = LoginThrottle(config.login_max_failures, config.login_lockout_minutes * 60)
+
     async def login(request: Request) -> Response:
         if config.single_user:
             return RedirectResponse("/", status_code=303)
         if not _same_origin(request):
             return PlainTextResponse("拒绝跨站提交", status_code=403)
         form = await request.form()
-        username = str(form.get("username", "")).strip()
+        username = str(form.get("username", "")).strip()[:64]
         account = config.accounts.get(username)
         target = local_target(str(form.get("next", "")), "/")
+        client = request.client.host if request.client else ""
+        wait = throttle.wait_seconds(username, client)
+        if wait > 0:
+            return render(request, "login.html", status_code=429, as_of=None, published_at=None, next=target,
+                          error=f"登录失败次数过多，请 {max(1, round(wait / 60))} 分钟后再试")
         if not verify_password(account, str(form.get("password", ""))):
+            throttle.failed(username, client)
             return render(request, "login.html", status_code=401, as_of=None, published_at=None,
                           error="用户名或密码错误", next=target)
+        throttle.succeeded(username)
         request.session.clear()
         request.session["user"] = account.username
         return RedirectResponse(target, status_code=303)

@@ -429,6 +429,28 @@ def test_with_accounts_everyone_logs_in_and_passwords_are_checked(with_accounts)
         assert client.get("/orders")[0] == 303
 
 
+def test_password_guessing_is_locked_out_and_a_forged_login_refused(with_accounts):
+    from recon_pipeline.dashboard.access import LoginThrottle
+
+    locked = DashboardConfig(**{**with_accounts.__dict__, "login_max_failures": 3})
+    with running_dashboard(locked) as base:
+        client = Client(base)
+        status, page, _ = client.get("/login")
+        assert status == 200 and 'href="/orders"' not in page and 'action="/search"' not in page  # no way in but the form
+        assert client.post("/login", {"username": "wang", "password": PASSWORD})[0] == 403  # no CSRF token
+        assert [login(client, "wang", f"guess {n}") for n in range(3)] == [401, 401, 401]
+        status, body, _ = client.form("/login", "/login", {"username": "wang", "password": PASSWORD, "next": "/"})
+        assert status == 429 and "登录失败次数过多，请 15 分钟后再试" in body  # even the right password, for now
+        assert login(client, "boss") == 429  # the same address guessing
+    clock = [0.0]
+    throttle = LoginThrottle(2, 60, clock=lambda: clock[0])
+    throttle.failed("Wang", "10.0.0.1")
+    throttle.failed("wang", "10.0.0.2")
+    assert throttle.wait_seconds("wang", "10.0.0.3") == 60 and throttle.wait_seconds("boss", "10.0.0.3") == 0
+    clock[0] = 61
+    assert throttle.wait_seconds("wang", "10.0.0.1") == 0  # the window passed
+
+
 def test_a_salesperson_sees_only_their_own_orders_and_customers(with_accounts):
     with running_dashboard(with_accounts) as base:
         client = Client(base)
