@@ -51,6 +51,7 @@ def run(
     settings_file: Optional[Path] = typer.Option(None, "--settings", envvar="RECON_SETTINGS", help="设置文件 (YAML)"),
     send: bool = typer.Option(False, "--notify", help="发送新预警（邮件 / 群机器人），每条只发一次"),
     dry_run: bool = typer.Option(False, "--dry-run", help="只打印将要发送的通知，不发送"),
+    wait: float = typer.Option(600, "--wait", min=0, help="仓库正被另一次运行（Dagster 或 recon run）占用时最多等待的秒数"),
     debug: bool = typer.Option(False, "--debug", help="出错时打印完整堆栈"),
     full_refresh: bool = typer.Option(False, "--full-refresh", help="全量重算（忽略上次运行的增量状态）"),
 ) -> None:
@@ -58,6 +59,7 @@ def run(
     from recon_pipeline.pipeline import PipelineError, RunContext, RunOptions, run_stages
     from recon_pipeline.progress import TerminalProgress, reporting
     from recon_pipeline.summary import print_run_summary
+    from recon_pipeline.warehouse import WarehouseBusyError
 
     try:
         settings = load_settings(settings_file)
@@ -68,6 +70,10 @@ def run(
             if err.is_terminal:
                 err.print(f"[dim]→ {STAGE_LABELS.get(stage, stage)}…[/]", highlight=False)
 
+        def waiting(holder: str) -> None:
+            if err.is_terminal:
+                err.print(f"[dim]数据仓库正被占用: {holder}；最多等待 {wait:g} 秒…[/]", highlight=False)
+
         run_context = RunContext(
             landing_dir=landing, warehouse=warehouse, as_of=moment, settings=settings,
             options=RunOptions(notify=send, dry_run=dry_run, full_refresh=full_refresh),
@@ -75,8 +81,8 @@ def run(
         )
         # Long stages draw a bar with counts and time left, only for people at a terminal.
         with reporting(TerminalProgress(err, STAGE_LABELS) if err.is_terminal else None):
-            result = run_stages(run_context, progress)
-    except (PipelineError, AsOfError, FileNotFoundError) as exc:
+            result = run_stages(run_context, progress, wait_seconds=wait, on_wait=waiting)
+    except (PipelineError, AsOfError, FileNotFoundError, WarehouseBusyError) as exc:
         fail(str(exc))
     except Exception as exc:  # noqa: BLE001 - a cron user needs one line, not a traceback
         from recon_pipeline.recovery import corruption_message, is_corruption_error

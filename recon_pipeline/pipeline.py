@@ -26,6 +26,7 @@ from recon_pipeline.ingest.loader import IngestReport
 from recon_pipeline.publish.publication import PublishStats
 from recon_pipeline.settings import Settings
 from recon_pipeline.stages import PipelineError, RunContext, RunOptions
+from recon_pipeline.warehouse import hold_warehouse
 
 __all__ = ["PipelineError", "RunContext", "RunOptions", "RunResult", "run_pipeline", "run_stages"]
 
@@ -50,8 +51,23 @@ class RunResult:
 Progress = Callable[[str], None]
 
 
-def run_stages(run: RunContext, progress: Progress = lambda stage: None) -> RunResult:
-    """Run every stage in order; stops at the first that raises `PipelineError`."""
+def run_stages(
+    run: RunContext,
+    progress: Progress = lambda stage: None,
+    wait_seconds: float = 600,
+    on_wait: Callable[[str], None] = lambda holder: None,
+) -> RunResult:
+    """Run every stage in order, holding the warehouse's writer lock for the whole run.
+
+    Waits up to `wait_seconds` for another run (Dagster or `recon run`) to release it, else
+    raises `WarehouseBusyError` naming the holder. Stops at the first stage that raises
+    `PipelineError`.
+    """
+    with hold_warehouse(run.warehouse, wait_seconds, on_wait=on_wait):
+        return _run_stages(run, progress)
+
+
+def _run_stages(run: RunContext, progress: Progress) -> RunResult:
     result = RunResult(as_of=run.as_of, warehouse=run.warehouse)
 
     @contextmanager

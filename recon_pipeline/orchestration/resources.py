@@ -6,9 +6,10 @@ so an asset is a thin wrapper: `stages.<stage>(run_context(context, recon))`.
 
 
 import os
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 from zoneinfo import ZoneInfo
 
 import dagster as dg
@@ -16,6 +17,7 @@ import dagster as dg
 from recon_pipeline.as_of import as_of_text, parse_as_of
 from recon_pipeline.settings import PROJECT_ROOT, Settings, load_settings
 from recon_pipeline.stages import RunContext, RunOptions
+from recon_pipeline.warehouse import WarehouseBusyError, hold_warehouse
 
 AS_OF_TAG = "recon/as_of"
 
@@ -38,6 +40,27 @@ class ReconResource(dg.ConfigurableResource):
     settings_file: Optional[str] = os.environ.get("RECON_SETTINGS")
     notify: bool = _env_flag("RECON_NOTIFY")
     dry_run: bool = _env_flag("RECON_NOTIFY_DRY_RUN")
+    # How long a run waits for the warehouse when `recon run` or another Dagster run writes it.
+    lock_wait_seconds: float = float(os.environ.get("RECON_LOCK_WAIT", "600"))
+
+    @contextmanager
+    def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator["ReconResource"]:
+        """A run holds the warehouse's writer lock from its first step to its last (in-process
+        executor: resources are set up once per run), like `recon run`; sensors never do."""
+        run = context.dagster_run
+        finished = run is not None and context.instance is not None and (
+            (context.instance.get_run_by_id(run.run_id) or run).is_finished
+        )
+        if run is None or finished:  # a sensor, or Dagster's clean-up after the run ended
+            yield self
+            return
+        holder = f"Dagster 运行 {run.run_id[:8]}（作业 {run.job_name}）"
+        try:
+            with hold_warehouse(self.warehouse_path, self.lock_wait_seconds, command=holder,
+                                on_wait=lambda who: context.log.warning(f"数据仓库正被占用: {who}；等待中…")):
+                yield self
+        except WarehouseBusyError as exc:
+            raise dg.Failure(description=str(exc)) from None
 
     def settings(self) -> Settings:
         return load_settings(self.settings_file)

@@ -29,15 +29,24 @@ def published_tables(path: Path) -> dict[str, list]:
         return {name: sorted(map(repr, conn.execute(f'SELECT * FROM mart."{name}"').fetchall())) for name in names}
 
 
-def nightly_job_cli(landing: Path, warehouse: Path, dagster_home: Path, as_of: str) -> subprocess.CompletedProcess:
+def _nightly_job_command(landing: Path, warehouse: Path, dagster_home: Path, as_of: str):
     dagster_home.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "RECON_LANDING_DIR": str(landing), "RECON_WAREHOUSE": str(warehouse),
            "DAGSTER_HOME": str(dagster_home)}
-    return subprocess.run(
-        [str(BIN / "dagster"), "job", "execute", "-m", "recon_pipeline.definitions", "-j", "nightly_reconciliation",
-         "--tags", json.dumps({AS_OF_TAG: as_of})],
-        env=env, capture_output=True, text=True, timeout=900,
-    )
+    args = [str(BIN / "dagster"), "job", "execute", "-m", "recon_pipeline.definitions", "-j", "nightly_reconciliation",
+            "--tags", json.dumps({AS_OF_TAG: as_of})]
+    return args, env
+
+
+def nightly_job_cli(landing: Path, warehouse: Path, dagster_home: Path, as_of: str) -> subprocess.CompletedProcess:
+    """The README's command line, as acceptance runs it."""
+    args, env = _nightly_job_command(landing, warehouse, dagster_home, as_of)
+    return subprocess.run(args, env=env, capture_output=True, text=True, timeout=900)
+
+
+def nightly_job_cli_process(landing: Path, warehouse: Path, dagster_home: Path, as_of: str) -> subprocess.Popen:
+    args, env = _nightly_job_command(landing, warehouse, dagster_home, as_of)
+    return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 @pytest.mark.e2e
