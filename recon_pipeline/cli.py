@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from recon_pipeline.as_of import AsOfError, parse_as_of
 from recon_pipeline.settings import load_settings
@@ -37,9 +39,14 @@ def _register_subcommands() -> None:
     app.add_typer(statements_app, name="statements", help="银行对账单格式转换")
 
 
+# Colour codes that other tools (dbt's unit-test diff) put into their messages.
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07")
+
+
 def fail(message: str, code: int = 1) -> None:
-    """One line on stderr, non-zero exit: what cron users and CI read."""
-    err.print(f"[bold red]错误:[/] {message}", highlight=False, soft_wrap=True)
+    """One line on stderr, non-zero exit: what cron users and CI read (colour only at a terminal)."""
+    line = " ".join(_ANSI_ESCAPE.sub("", str(message)).split())
+    err.print(f"[bold red]错误:[/] {escape(line)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

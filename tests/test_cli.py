@@ -79,3 +79,60 @@ def test_unreadable_drop_fails_with_reason_and_keeps_mart(tmp_path):
     assert "broken.csv" in result.stderr and len(result.stderr.strip().splitlines()) == 1
     with duckdb.connect(str(warehouse), read_only=True) as conn:
         assert conn.execute("SELECT count(*) FROM mart.fct_order_reconciliation").fetchone()[0] == 1
+
+
+@pytest.mark.e2e
+def test_any_as_of_works_before_inside_and_after_the_data(tmp_path):
+    from recon_pipeline.demo.generator import generate_demo
+
+    generate_demo(tmp_path / "demo", seed=7)
+    landing, warehouse = tmp_path / "demo" / "landing", tmp_path / "w.duckdb"
+    published = tmp_path / "w.published.duckdb"
+
+    def run_at(as_of):
+        result = recon("run", "--landing", str(landing), "--warehouse", str(warehouse), "--as-of", as_of)
+        assert result.returncode == 0, result.stderr
+        with duckdb.connect(str(published), read_only=True) as conn:
+            counts = {t: conn.execute(f"SELECT count(*) FROM mart.{t}").fetchone()[0]
+                      for t in ("fct_order_reconciliation", "fct_receipt_matches", "alerts", "salesperson_period_summary")}
+            published_as_of = str(conn.execute("SELECT max(as_of) FROM meta.publication").fetchone()[0])
+        with duckdb.connect(str(warehouse), read_only=True) as conn:
+            latest_drop = conn.execute("SELECT max(_drop_date) FROM staging.stg_crm_contracts").fetchone()[0]
+        return result, counts, published_as_of, latest_drop
+
+    # Before every drop: empty marts, exit 0, and a warning that nothing was dated on or before it.
+    early, counts, published_as_of, _ = run_at("2024-12-01T09:00:00")
+    assert "没有日期在 as-of 2024-12-01 09:00:00 当天或之前的批次" in early.stdout
+    assert counts["fct_order_reconciliation"] == counts["fct_receipt_matches"] == counts["alerts"] == 0
+    assert published_as_of == "2024-12-01 09:00:00"
+
+    # Far after the data: everything received is visible.
+    _, late, _, _ = run_at("2030-01-01T00:00:00")
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        received_orders = conn.execute("SELECT count(DISTINCT order_id) FROM raw.crm_contracts").fetchone()[0]
+    assert late["fct_order_reconciliation"] == received_orders > 100
+
+    # Inside the window (the case: earlier than some drops), after the late run.
+    _, inside, published_as_of, latest_drop = run_at("2025-02-28T16:00:00")
+    assert 0 < inside["fct_order_reconciliation"] < late["fct_order_reconciliation"]
+    assert str(latest_drop) <= "2025-02-28" and published_as_of == "2025-02-28 16:00:00"
+
+
+@pytest.mark.e2e
+def test_a_failing_dbt_test_is_one_line_without_colour_codes(tmp_path):
+    # dbt colours its unit-test diff ("actual differs from expected"); cron logs must not get it.
+    import shutil
+
+    from recon_pipeline.settings import DBT_PROJECT_DIR
+
+    project = tmp_path / "dbt_project"
+    shutil.copytree(DBT_PROJECT_DIR, project, ignore=shutil.ignore_patterns("target", "logs"))
+    staging = project / "models" / "staging" / "_staging.yml"
+    staging.write_text(staging.read_text(encoding="utf-8").replace(
+        "        - {writeoff_id: W2, status: active}", "        - {writeoff_id: W2, status: reversed}"), encoding="utf-8")
+    landing = small_landing(tmp_path)
+    result = recon("run", "--landing", str(landing), "--warehouse", str(tmp_path / "w.duckdb"), "--as-of", "2025-03-05",
+                   env={"RECON_DBT_PROJECT_DIR": str(project)})
+    assert result.returncode == 1
+    assert "stg_finance_writeoffs_latest_drop_wins_without_updated_at" in result.stderr
+    assert "\x1b" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
