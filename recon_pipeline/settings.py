@@ -34,7 +34,7 @@ class Settings:
     timezone: str
     cutoff_hour: int
     amount_tolerance: Decimal
-    partitions_start_date: str
+    partitions_start_date: str | None  # None: the earliest drop in the landing zone
     alerts: dict[str, Any]
     matching: dict[str, Any]
     column_mappings: dict[str, dict[str, str]]
@@ -64,7 +64,7 @@ def load_settings(path: str | os.PathLike | None = None) -> Settings:
         timezone=data["timezone"],
         cutoff_hour=int(data["cutoff_hour"]),
         amount_tolerance=Decimal(str(data["amount_tolerance"])),
-        partitions_start_date=str(data["partitions_start_date"]),
+        partitions_start_date=str(data["partitions_start_date"]) if data.get("partitions_start_date") else None,
         alerts=data["alerts"],
         matching=data["matching"],
         column_mappings=data.get("column_mappings") or {},

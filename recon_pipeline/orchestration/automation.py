@@ -15,6 +15,7 @@ import dagster as dg
 
 from recon_pipeline.ingest.loader import drop_files, list_drops
 from recon_pipeline.orchestration.close_assets import CLOSE_JOB_SELECTION
+from recon_pipeline.orchestration.ingest_assets import daily_partitions
 from recon_pipeline.orchestration.resources import AS_OF_TAG, ReconResource
 from recon_pipeline.settings import load_settings
 
@@ -87,13 +88,25 @@ def landing_drop_sensor(context: dg.SensorEvaluationContext, recon: ReconResourc
             seen[key] = signature
             changed_days.setdefault(day.isoformat(), []).append(source)
     context.update_cursor(json.dumps(seen, sort_keys=True))
+    known_days = set(daily_partitions.get_partition_keys())
+    beyond: dict[str, list[str]] = {}
     for day, sources in sorted(changed_days.items()):
         # The run key names the exact file versions, so the same change never runs twice.
         versions = ",".join(f"{s}={seen[f'{s}/{day}']}" for s in sorted(sources))
+        if day not in known_days:  # after the partitions' end (the last run's as-of): see below
+            beyond[f"{day}:{versions}"] = sources
+            continue
         yield dg.RunRequest(
             run_key=f"{day}:{versions}",
             partition_key=day,
             asset_selection=[dg.AssetKey(["raw", s]) for s in sources],
+        )
+    if beyond:
+        # Drops dated after the partitions end are loaded by one run without a partition (every
+        # new drop up to its launch time); the partitions grow when the code location reloads.
+        yield dg.RunRequest(
+            run_key="sync:" + hashlib.sha1("|".join(sorted(beyond)).encode()).hexdigest()[:16],
+            asset_selection=sorted({dg.AssetKey(["raw", s]) for sources in beyond.values() for s in sources}),
         )
 
 

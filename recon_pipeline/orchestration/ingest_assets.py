@@ -10,7 +10,7 @@ The step calls `stages.ingest`, like `recon run`:
 
 
 import warnings
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 
 import dagster as dg
 
@@ -25,10 +25,37 @@ from recon_pipeline.sources import SOURCES
 # Single-run backfills (one run loads a range of days) are "beta" in Dagster but what we want.
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
-_settings = load_settings()
-daily_partitions = dg.DailyPartitionsDefinition(
-    start_date=_settings.partitions_start_date, timezone=_settings.timezone, end_offset=1
-)
+# Before any drop or run is known (a fresh install, tests) the window is this start to today.
+FALLBACK_START = date(2024, 1, 1)
+
+
+def partition_window(
+    start_setting: str | None, drop_days: list[date], last_as_of: date | None, today: date
+) -> tuple[date, date]:
+    """The drop-date partitions [first, last] to show: from the setting or the earliest drop, to
+    the last run's as-of date (else the latest drop), so the UI shows the data, not 2024-to-today."""
+    first = date.fromisoformat(start_setting) if start_setting else (min(drop_days) if drop_days else None)
+    last = last_as_of or (max(drop_days) if drop_days else None)
+    if first is None and last is None:
+        return FALLBACK_START, today
+    first = first or min(last, today)
+    last = max(last or first, first)
+    return first, last
+
+
+def _drop_partitions() -> dg.DailyPartitionsDefinition:
+    settings = load_settings()
+    where = ReconResource()  # the paths a run will use (RECON_LANDING_DIR, RECON_WAREHOUSE)
+    drop_days = [day for _, day in list_drops(where.landing_path)[0]] if where.landing_path.is_dir() else []
+    record = stages.read_run_record(where.warehouse_path)
+    last_as_of = datetime.fromisoformat(record["as_of"]).date() if record else None
+    first, last = partition_window(settings.partitions_start_date, drop_days, last_as_of, date.today())
+    return dg.DailyPartitionsDefinition(
+        start_date=first.isoformat(), end_date=(last + timedelta(days=1)).isoformat(), timezone=settings.timezone
+    )
+
+
+daily_partitions = _drop_partitions()
 
 RAW_KEYS = {source: dg.AssetKey(["raw", source]) for source in SOURCES}
 
