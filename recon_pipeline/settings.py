@@ -16,7 +16,13 @@ import yaml
 
 DEFAULT_SETTINGS_FILE = Path(__file__).parent / "config" / "settings.yaml"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DBT_PROJECT_DIR = Path(os.environ.get("RECON_DBT_PROJECT_DIR", PROJECT_ROOT / "dbt_project"))
+# The dbt project: shipped inside the package by a plain `pip install` (setup.py copies it), the
+# repository's sibling folder in a checkout or an editable install; RECON_DBT_PROJECT_DIR overrides.
+PACKAGED_DBT_PROJECT_DIR = Path(__file__).resolve().parent / "dbt_project"
+DBT_PROJECT_DIR = Path(
+    os.environ.get("RECON_DBT_PROJECT_DIR")
+    or (PACKAGED_DBT_PROJECT_DIR if PACKAGED_DBT_PROJECT_DIR.is_dir() else PROJECT_ROOT / "dbt_project")
+)
 
 
 def _merge(base: dict, override: dict) -> dict:

@@ -6,6 +6,7 @@ everything downstream of `matching/receipt_links`. dbt tests show up as asset ch
 """
 
 
+import hashlib
 import os
 from functools import cache
 from pathlib import Path
@@ -34,15 +35,47 @@ class ReconDbtTranslator(DagsterDbtTranslator):
         return dbt_resource_props.get("config", {}).get("schema") or "dbt"
 
 
+# What the manifest is parsed from: when one of these is newer than it, it is parsed again.
+PROJECT_SOURCES = ("models", "macros", "tests", "dbt_project.yml", "selectors.yml", "profiles.yml")
+
+
+def manifest_target_dir(project_dir: Path) -> Path:
+    """Where the code location's manifest lives: the project's target/ when we may write there
+    (a checkout), else a per-user cache (a package installed into a read-only site-packages)."""
+    if os.access(project_dir, os.W_OK):
+        return project_dir / "target"
+    cache_home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    digest = hashlib.sha1(str(project_dir).encode()).hexdigest()[:12]
+    return cache_home / "recon-pipeline" / f"dbt-target-{digest}"
+
+
+def manifest_is_stale(project_dir: Path, manifest: Path) -> bool:
+    if not manifest.is_file():
+        return True
+    built = manifest.stat().st_mtime
+    for name in PROJECT_SOURCES:
+        source = project_dir / name
+        paths = source.rglob("*") if source.is_dir() else [source]
+        if any(path.is_file() and path.stat().st_mtime > built for path in paths):
+            return True
+    return False
+
+
 @cache
 def dbt_project() -> DbtProject:
-    # prepare_if_dev() calls `dbt` from PATH; make it the one installed beside this Python,
-    # so `dagster dev` works without an activated virtualenv.
+    """The dbt project, its manifest prepared the way dagster-dbt does (`dbt parse`) when it is
+    missing or older than the project's files: a plain `pip install` needs no `make` or `dbt parse`."""
+    # The preparer calls `dbt` from PATH; make it the one installed beside this Python,
+    # so it works without an activated virtualenv.
     bin_dir = os.path.dirname(dbt_executable())
     if bin_dir and bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
-    project = DbtProject(project_dir=DBT_PROJECT_DIR)
-    project.prepare_if_dev()  # builds target/manifest.json under `dagster dev` only
+    project = DbtProject(project_dir=DBT_PROJECT_DIR, target_path=manifest_target_dir(DBT_PROJECT_DIR))
+    if project.preparer.using_dagster_dev():
+        project.prepare_if_dev()  # `dagster dev` re-parses at every load, to pick up edits
+    elif manifest_is_stale(project.project_dir, project.manifest_path):
+        project.target_path.mkdir(parents=True, exist_ok=True)
+        project.preparer.prepare(project)
     return project
 
 
