@@ -7,6 +7,7 @@ from dagster_dbt import DbtCliResource
 
 from recon_pipeline.orchestration.alert_assets import health_metrics, open_alerts
 from recon_pipeline.orchestration.automation import jobs, schedules, sensors
+from recon_pipeline.orchestration.cli_hints import explain_partition_errors
 from recon_pipeline.orchestration.close_assets import close_job, month_end_close_schedule, period_adjustments, period_close
 from recon_pipeline.orchestration.dbt_assets import dbt_marts, dbt_project, dbt_staging
 from recon_pipeline.orchestration.extract_assets import extract_assets, extract_jobs, extract_schedules, with_extract_upstream
@@ -15,6 +16,8 @@ from recon_pipeline.orchestration.matching_assets import receipt_links
 from recon_pipeline.orchestration.publish_assets import alert_notifications, published_mart
 from recon_pipeline.orchestration.resources import ReconResource
 from recon_pipeline.transform.dbt_runner import dbt_executable
+
+explain_partition_errors()
 
 defs = dg.Definitions(
     assets=[*extract_assets, *with_extract_upstream(ingest_assets), dbt_staging, receipt_links, dbt_marts,

@@ -112,3 +112,16 @@ def test_the_tag_sets_the_as_of_with_or_without_an_offset():
                           ("2025-02-28T08:00:00Z", "2025-02-28T16:00:00")]:
         result = dg.materialize([as_of_probe], instance=instance, tags={AS_OF_TAG: tag})
         assert result.asset_materializations_for_node("as_of_probe")[0].metadata["as_of"].value == expected
+
+
+@pytest.mark.e2e
+def test_materialize_all_without_a_partition_says_what_to_run_instead(tmp_path):
+    # Regression: `dagster asset materialize --select '*'` died with Dagster's CheckError traceback.
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path), "RECON_WAREHOUSE": str(tmp_path / "w.duckdb"),
+           "RECON_LANDING_DIR": str(tmp_path / "landing")}
+    result = subprocess.run(
+        [str(BIN / "dagster"), "asset", "materialize", "-m", "recon_pipeline.definitions", "--select", "*"],
+        env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "--partition" in result.stderr and "-j nightly_reconciliation" in result.stderr
