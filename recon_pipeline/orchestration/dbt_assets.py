@@ -8,6 +8,7 @@ everything downstream of `matching/receipt_links`. dbt tests show up as asset ch
 
 import hashlib
 import os
+import re
 from functools import cache
 from pathlib import Path
 from typing import Any, Iterator, Mapping
@@ -34,6 +35,14 @@ class ReconDbtTranslator(DagsterDbtTranslator):
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         return dbt_resource_props.get("config", {}).get("schema") or "dbt"
 
+    def get_asset_check_spec(self, asset_spec, manifest, unique_id, project) -> dg.AssetCheckSpec | None:
+        """dbt tests as asset checks, described by their yml: its `description:` if written, else
+        what the test's arguments say (dagster-dbt shows only a meta description, usually none)."""
+        spec = super().get_asset_check_spec(asset_spec, manifest, unique_id, project)
+        if spec is None:
+            return None
+        return spec._replace(description=describe_dbt_test(manifest["nodes"][unique_id]))
+
 
 # What the manifest is parsed from: when one of these is newer than it, it is parsed again.
 PROJECT_SOURCES = ("models", "macros", "tests", "dbt_project.yml", "selectors.yml", "profiles.yml")
@@ -59,6 +68,35 @@ def manifest_is_stale(project_dir: Path, manifest: Path) -> bool:
         if any(path.is_file() and path.stat().st_mtime > built for path in paths):
             return True
     return False
+
+
+def _ref_name(reference: str) -> str:
+    """"ref('fct_order_reconciliation')" -> "fct_order_reconciliation"."""
+    found = re.search(r"""(?:ref|source)\(([^)]*)\)""", reference)
+    return ".".join(part.strip(" '\"") for part in found.group(1).split(",")) if found else reference
+
+
+def describe_dbt_test(test: Mapping[str, Any]) -> str:
+    """One sentence for a dbt data test: the yml description, else one built from its arguments."""
+    written = test.get("description") or (test.get("config", {}).get("meta") or {}).get("description")
+    if written:
+        return written
+    metadata = test.get("test_metadata") or {}
+    kind, arguments = metadata.get("name"), metadata.get("kwargs") or {}
+    column = f"`{arguments['column_name']}`" if arguments.get("column_name") else "the row"
+    sentences = {
+        "unique": f"{column} has no duplicates.",
+        "not_null": f"{column} is never null.",
+        "accepted_values": f"{column} is one of: {', '.join(map(str, arguments.get('values') or []))}.",
+        "relationships": f"every {column} exists in {_ref_name(arguments.get('to', ''))}.{arguments.get('field', '')}.",
+        "unique_combination_of_columns": f"one row per ({', '.join(arguments.get('combination') or [])}).",
+        "value_between": f"{column} is between {arguments.get('min_value')} and {arguments.get('max_value')}.",
+        "expression_is_true": f"every row satisfies `{arguments.get('expression')}`"
+                              + (f" (where {arguments['where_clause']})." if arguments.get("where_clause") else "."),
+        "is_period_label": f"{column} is a period label YYYY-MM.",
+    }
+    sentence = sentences.get(kind) or f"dbt test `{test.get('name')}`."
+    return sentence[0].upper() + sentence[1:]
 
 
 @cache
