@@ -7,6 +7,8 @@ DEMO_DIR := demo
 WAREHOUSE := $(abspath warehouse/recon.duckdb)
 DEMO_AS_OF := 2025-05-06T09:00:00
 DAGSTER_PORT ?= 3000
+DAGSTER_HOME_DIR := $(abspath .dagster_home)
+DAGSTER_ENV := DAGSTER_HOME=$(DAGSTER_HOME_DIR) RECON_LANDING_DIR=$(abspath $(DEMO_DIR)/landing) RECON_WAREHOUSE=$(WAREHOUSE)
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 
 .PHONY: install manifest browser servers demo test test-fast ui bench clean
@@ -44,19 +46,25 @@ servers:
 			-o DPkg::Lock::Timeout=600 postgresql openssh-server >/dev/null; \
 	fi
 
+# The demo runs through the production runner (the Dagster job, persistent instance in
+# .dagster_home), so `make ui` then shows its run, step logs, dbt checks and partitions.
 demo: manifest
 	$(BIN)/recon demo --out $(DEMO_DIR)
-	$(BIN)/recon run --landing $(DEMO_DIR)/landing --warehouse $(WAREHOUSE) --as-of $(DEMO_AS_OF)
+	@mkdir -p $(DAGSTER_HOME_DIR) && test -f $(DAGSTER_HOME_DIR)/dagster.yaml || printf 'telemetry:\n  enabled: false\n' > $(DAGSTER_HOME_DIR)/dagster.yaml
+	@echo "Dagster 作业 nightly_reconciliation 运行中（as-of $(DEMO_AS_OF)，日志: $(DAGSTER_HOME_DIR)/demo-run.log）…"
+	@$(DAGSTER_ENV) $(BIN)/dagster job execute -m recon_pipeline.definitions -j nightly_reconciliation \
+		--tags '{"recon/as_of": "$(DEMO_AS_OF)"}' > $(DAGSTER_HOME_DIR)/demo-run.log 2>&1 \
+		|| (tail -40 $(DAGSTER_HOME_DIR)/demo-run.log; exit 1)
+	$(BIN)/recon status --warehouse $(WAREHOUSE)
 	@echo ""
-	@echo "结果 (results): $(WAREHOUSE)  — 表在 schema mart，例如:"
-	@echo "  $(BIN)/python -c \"import duckdb; print(duckdb.connect('$(WAREHOUSE)', read_only=True).sql('select * from mart.fct_order_reconciliation limit 10'))\""
-	@echo "Dagster UI: make ui  然后打开 http://127.0.0.1:$(DAGSTER_PORT)"
+	@echo "结果 (results): $(WAREHOUSE)  — 表在 schema mart；BI / 看板读取只读发布文件 warehouse/recon.published.duckdb"
+	@echo "  同样的运行（命令行）: $(BIN)/recon run --landing $(DEMO_DIR)/landing --warehouse $(WAREHOUSE) --as-of $(DEMO_AS_OF)"
+	@echo "Dagster UI（含本次运行与物化记录）: make ui  然后打开 http://127.0.0.1:$(DAGSTER_PORT)"
 	@echo "看板 (dashboard): $(BIN)/recon dashboard --warehouse $(WAREHOUSE) --landing $(DEMO_DIR)/landing  然后打开 http://127.0.0.1:8765"
 
 ui: manifest
-	mkdir -p .dagster_home
-	DAGSTER_HOME=$(abspath .dagster_home) RECON_LANDING_DIR=$(abspath $(DEMO_DIR)/landing) RECON_WAREHOUSE=$(WAREHOUSE) \
-		$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(DAGSTER_PORT)
+	mkdir -p $(DAGSTER_HOME_DIR)
+	$(DAGSTER_ENV) $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(DAGSTER_PORT)
 
 # The whole suite, end-to-end group included.
 test: manifest browser servers

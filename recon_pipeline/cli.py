@@ -135,6 +135,24 @@ def extract(
 
 
 @app.command()
+def status(
+    warehouse: Optional[Path] = typer.Option(None, "--warehouse", envvar="RECON_WAREHOUSE", help="数据仓库文件（读取其发布副本）"),
+    published: Optional[Path] = typer.Option(None, "--published", help="发布的只读报表库（默认 <仓库>.published.duckdb）"),
+) -> None:
+    """What the published mart says: its as-of, the reconciliation figures, open alerts, the health board."""
+    from recon_pipeline.publish.publication import default_published_path
+    from recon_pipeline.summary import print_publication_summary
+
+    if published is None:
+        if warehouse is None:
+            fail("请指定 --warehouse 或 --published")
+        published = default_published_path(warehouse)
+    if not Path(published).is_file():
+        fail(f"发布的报表库不存在: {published}（请先运行 recon run 或 Dagster 作业 nightly_reconciliation）")
+    print_publication_summary(Path(published), out)
+
+
+@app.command()
 def demo(
     out_dir: Path = typer.Option(Path("demo"), "--out", help="输出目录: 生成 landing/ 与 ground_truth/"),
     seed: int = typer.Option(7, "--seed"),

@@ -1,6 +1,8 @@
-"""What `recon run` prints when it finishes: counts a person can check at a glance."""
+"""What `recon run` prints when it finishes, and `recon status` for the published mart: counts a person can check at a glance."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
@@ -42,6 +44,49 @@ def _mart_figures(warehouse) -> dict[str, object]:
     return {"orders": orders, "diffs": diffs, "overdue": overdue}
 
 
+def _results_table(figures: dict[str, object], links: dict[str, int]) -> Table:
+    total, closed, open_, signed, received, outstanding = figures["orders"]
+    table = Table(title="对账结果", show_header=True)
+    table.add_column("指标")
+    table.add_column("值", justify="right")
+    table.add_row("订单数 / 已三联闭环 / 未闭环", f"{total} / {closed} / {open_}")
+    table.add_row("已签约合同金额", f"¥{signed:,.2f}")
+    table.add_row("已到账金额", f"¥{received:,.2f}")
+    table.add_row("未闭环订单待收金额", f"¥{outstanding:,.2f}")
+    table.add_row(
+        "银行流水匹配 自动/建议/确认/未匹配",
+        f"{links.get('auto_linked', 0)} / {links.get('suggested', 0)} / {links.get('confirmed', 0)} / {links.get('unmatched', 0)}",
+    )
+    for diff_type, label in [
+        ("contract_without_receipt", "差额清单: 已签约未回款"),
+        ("receipt_without_contract", "差额清单: 回款无合同"),
+        ("archive_without_order", "差额清单: 归档无订单"),
+    ]:
+        table.add_row(label, str(figures["diffs"].get(diff_type, 0)))
+    return table
+
+
+def _print_alerts_and_health(alert_counts: dict[str, int], health: list[dict], console: Console) -> None:
+    if alert_counts:
+        alerts = Table(title="未关闭预警（mart.alerts）", show_header=True)
+        alerts.add_column("类型")
+        alerts.add_column("数量", justify="right")
+        for alert_type, count in alert_counts.items():
+            alerts.add_row(f"{ALERT_LABELS.get(alert_type, alert_type)} ({alert_type})", str(count))
+        console.print(alerts)
+    if health:
+        board = Table(title="健康看板（mart.health_metrics）", show_header=True)
+        board.add_column("指标")
+        board.add_column("值", justify="right")
+        board.add_column("阈值", justify="right")
+        board.add_column("状态")
+        for row in health:
+            colour = "green" if row["status"] == "green" else "red"
+            board.add_row(row["metric"], _number(row["value"]), _number(row["threshold"]),
+                          f"[{colour}]{'正常' if row['status'] == 'green' else '异常'}[/]")
+        console.print(board)
+
+
 def print_run_summary(result: RunResult, console: Console) -> None:
     ingest = result.ingest
     console.print(f"[bold green]对账完成[/] as-of {as_of_text(result.as_of)}", highlight=False)
@@ -53,45 +98,8 @@ def print_run_summary(result: RunResult, console: Console) -> None:
         )
         for warning in ingest.warnings:
             console.print(f"[yellow]注意:[/] {warning}", highlight=False)
-    figures = _mart_figures(result.warehouse)
-    total, closed, open_, signed, received, outstanding = figures["orders"]
-    table = Table(title="对账结果", show_header=True)
-    table.add_column("指标")
-    table.add_column("值", justify="right")
-    table.add_row("订单数 / 已三联闭环 / 未闭环", f"{total} / {closed} / {open_}")
-    table.add_row("已签约合同金额", f"¥{signed:,.2f}")
-    table.add_row("已到账金额", f"¥{received:,.2f}")
-    table.add_row("未闭环订单待收金额", f"¥{outstanding:,.2f}")
-    links = result.link_counts
-    table.add_row(
-        "银行流水匹配 自动/建议/确认/未匹配",
-        f"{links.get('auto_linked', 0)} / {links.get('suggested', 0)} / {links.get('confirmed', 0)} / {links.get('unmatched', 0)}",
-    )
-    for diff_type, label in [
-        ("contract_without_receipt", "差额清单: 已签约未回款"),
-        ("receipt_without_contract", "差额清单: 回款无合同"),
-        ("archive_without_order", "差额清单: 归档无订单"),
-    ]:
-        table.add_row(label, str(figures["diffs"].get(diff_type, 0)))
-    console.print(table)
-    if result.alert_counts:
-        alerts = Table(title="未关闭预警（mart.alerts）", show_header=True)
-        alerts.add_column("类型")
-        alerts.add_column("数量", justify="right")
-        for alert_type, count in result.alert_counts.items():
-            alerts.add_row(f"{ALERT_LABELS.get(alert_type, alert_type)} ({alert_type})", str(count))
-        console.print(alerts)
-    if result.health:
-        board = Table(title="健康看板（mart.health_metrics）", show_header=True)
-        board.add_column("指标")
-        board.add_column("值", justify="right")
-        board.add_column("阈值", justify="right")
-        board.add_column("状态")
-        for row in result.health:
-            colour = "green" if row["status"] == "green" else "red"
-            board.add_row(row["metric"], _number(row["value"]), _number(row["threshold"]),
-                          f"[{colour}]{'正常' if row['status'] == 'green' else '异常'}[/]")
-        console.print(board)
+    console.print(_results_table(_mart_figures(result.warehouse), result.link_counts))
+    _print_alerts_and_health(result.alert_counts, result.health, console)
     if result.close is not None and result.close.to_text():
         console.print(result.close.to_text(), highlight=False)
     overdue = figures.get("overdue") or {}
@@ -112,3 +120,23 @@ def print_run_summary(result: RunResult, console: Console) -> None:
     console.print(f"数据仓库: {result.warehouse.resolve()}（schema mart）", highlight=False)
     if result.publication is not None:
         console.print(f"只读发布（BI / 看板读取这个文件）: {result.publication.published_path}", highlight=False)
+
+
+def print_publication_summary(published: Path, console: Console) -> None:
+    """`recon status`: what the published mart says (whichever door ran last), read-only."""
+    with connect(published, read_only=True) as conn:
+        as_of, published_at = conn.execute("SELECT max(as_of), max(published_at) FROM meta.publication").fetchone()
+        links = dict(conn.execute(
+            "SELECT match_status, count(DISTINCT (account_no, txn_id)) FROM mart.fct_receipt_matches GROUP BY 1"
+        ).fetchall())
+        alert_counts = dict(conn.execute(
+            "SELECT alert_type, count(*) FROM mart.alerts GROUP BY 1 ORDER BY 1").fetchall())
+        health = [
+            dict(zip(("metric", "value", "threshold", "status"), row))
+            for row in conn.execute(
+                "SELECT metric, value, threshold, status FROM mart.health_metrics "
+                "WHERE as_of = (SELECT max(as_of) FROM mart.health_metrics) ORDER BY metric").fetchall()
+        ]
+    console.print(f"[bold]已发布[/] as-of {as_of_text(as_of)}（发布于 {published_at}）: {published}", highlight=False)
+    console.print(_results_table(_mart_figures(published), links))
+    _print_alerts_and_health(alert_counts, health, console)

@@ -7,6 +7,7 @@ environment (a .pth file), so the test needs no index.
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -30,9 +31,17 @@ def installed(tmp_path_factory) -> Path:
     site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                                capture_output=True, text=True, check=True).stdout.strip())
     (site / "_test_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n", encoding="utf-8")
+    # Build from a copy of the sources: setuptools builds in the tree it is given (build/).
+    source = root / "source"
+    generated = shutil.ignore_patterns("target", "logs", "__pycache__", "*.egg-info", "*.duckdb*", "build")
+    source.mkdir()
+    for name in ("pyproject.toml", "setup.py", "README.md"):
+        shutil.copy2(REPO_ROOT / name, source / name)
+    for folder in ("recon_pipeline", "dbt_project"):
+        shutil.copytree(REPO_ROOT / folder, source / folder, ignore=generated)
     wheels = root / "wheels"
     build = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels), str(REPO_ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels), str(source)],
         capture_output=True, text=True)
     assert build.returncode == 0, build.stderr[-2000:]
     [wheel] = wheels.glob("recon_pipeline-*.whl")
