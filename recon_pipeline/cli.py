@@ -102,6 +102,31 @@ def run(
     print_run_summary(result, out)
 
 
+@app.command(
+    "dbt",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []},
+)
+def dbt_command(
+    ctx: typer.Context,
+    warehouse: Path = typer.Option(..., "--warehouse", envvar="RECON_WAREHOUSE", help="生产数据仓库（只读取它的副本）"),
+    refresh: bool = typer.Option(False, "--refresh", help="重新复制开发副本"),
+    wait: float = typer.Option(600, "--wait", min=0, help="复制时仓库被占用最多等待的秒数"),
+) -> None:
+    """dbt for analysts: any dbt command on a development copy, with the last production run's vars.
+
+    Example: recon dbt build --select fct_order_reconciliation+ ; recon dbt docs generate.
+    """
+    from recon_pipeline.transform.dev_loop import DevLoopError, run_dev_dbt
+    from recon_pipeline.warehouse import WarehouseBusyError
+
+    try:
+        code = run_dev_dbt(list(ctx.args), warehouse, refresh=refresh, wait_seconds=wait,
+                           echo=lambda line: err.print(line, highlight=False))
+    except (DevLoopError, WarehouseBusyError) as exc:
+        fail(str(exc))
+    raise typer.Exit(code)
+
+
 @app.command()
 def extract(
     landing: Path = typer.Option(..., "--landing", envvar="RECON_LANDING_DIR", help="落地目录 (landing zone)"),

@@ -15,7 +15,7 @@ from recon_pipeline.orchestration.ingest_assets import ingest_assets
 from recon_pipeline.orchestration.matching_assets import receipt_links
 from recon_pipeline.orchestration.publish_assets import alert_notifications, published_mart
 from recon_pipeline.orchestration.resources import ReconResource
-from recon_pipeline.transform.dbt_runner import dbt_executable
+from recon_pipeline.transform.dbt_runner import PIPELINE_TARGET, dbt_executable
 
 explain_partition_errors()
 
@@ -24,7 +24,7 @@ defs = dg.Definitions(
             period_adjustments, health_metrics, open_alerts, published_mart, alert_notifications, period_close],
     resources={
         "recon": ReconResource(),
-        "dbt": DbtCliResource(project_dir=dbt_project(), dbt_executable=dbt_executable()),
+        "dbt": DbtCliResource(project_dir=dbt_project(), dbt_executable=dbt_executable(), target=PIPELINE_TARGET),
     },
     jobs=[*jobs, close_job, *extract_jobs],
     schedules=[*schedules, month_end_close_schedule, *extract_schedules],

@@ -19,7 +19,7 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtC
 from recon_pipeline import stages
 from recon_pipeline.orchestration.resources import ReconResource, as_of_metadata, run_context
 from recon_pipeline.settings import DBT_PROJECT_DIR
-from recon_pipeline.transform.dbt_runner import dbt_executable, dbt_work_dir
+from recon_pipeline.transform.dbt_runner import PIPELINE_ENV, dbt_executable, dbt_work_dir
 
 
 class ReconDbtTranslator(DagsterDbtTranslator):
@@ -122,8 +122,10 @@ translator = ReconDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_ass
 
 def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, recon: ReconResource) -> Iterator:
     run = run_context(context, recon)
-    # dbt's profiles.yml reads the warehouse path from the environment.
+    # dbt's profiles.yml reads the warehouse path from the environment; the prod target refuses
+    # to run outside the pipeline (guard_production_target).
     os.environ["RECON_WAREHOUSE"] = str(run.warehouse)
+    os.environ.update(PIPELINE_ENV)
     # One target folder per warehouse (not a new dbt_project/target/<id> per invocation), beside
     # recon run's: nothing piles up and dbt's partial parsing carries over from run to run.
     target = Path(dbt_work_dir(run.warehouse)) / "dagster-target"

@@ -64,10 +64,17 @@ _LOCK = threading.RLock()
 _MANIFESTS: dict[str, object] = {}
 
 
+# The pipeline's profile target: the production warehouse (RECON_WAREHOUSE); `dev` is the analysts'.
+PIPELINE_TARGET = "prod"
+# Set for the pipeline's dbt commands: the prod target refuses to run without it (guard_production_target).
+PIPELINE_ENV = {"RECON_PIPELINE_RUN": "1"}
+
+
 def _common_args(work: Path) -> list[str]:
     return [
         "--project-dir", str(DBT_PROJECT_DIR),
         "--profiles-dir", str(DBT_PROJECT_DIR),
+        "--target", PIPELINE_TARGET,
         "--target-path", str(work / "target"),
         "--log-path", str(work / "logs"),
     ]
@@ -95,8 +102,9 @@ def _release_warehouse() -> None:
 
 def _environment(warehouse: Path):
     """profiles.yml reads the warehouse path from the environment: set it for this command only."""
-    previous = {k: os.environ.get(k) for k in ("RECON_WAREHOUSE", "DBT_SEND_ANONYMOUS_USAGE_STATS")}
+    previous = {k: os.environ.get(k) for k in ("RECON_WAREHOUSE", "DBT_SEND_ANONYMOUS_USAGE_STATS", *PIPELINE_ENV)}
     os.environ["RECON_WAREHOUSE"] = str(Path(warehouse).resolve())
+    os.environ.update(PIPELINE_ENV)
     os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
 
     def restore() -> None:

@@ -26,9 +26,9 @@ AS_OF = "2025-04-01 17:00:00"  # the 17:00 run on the first day after the March 
 
 def run_dbt(tmp_path: Path, *args: str, warehouse: Path | None = None) -> subprocess.CompletedProcess:
     """Run the real dbt CLI on the project with target/ and logs/ private to this test."""
-    env = {k: v for k, v in os.environ.items() if k != "RECON_WAREHOUSE"}
-    if warehouse is not None:
-        env["RECON_WAREHOUSE"] = str(warehouse)
+    env = {k: v for k, v in os.environ.items() if k not in ("RECON_WAREHOUSE", "RECON_DEV_WAREHOUSE")}
+    if warehouse is not None:  # the default (dev) target, on this test's own file
+        env["RECON_DEV_WAREHOUSE"] = str(warehouse)
     command = [
         str(DBT_EXECUTABLE), *args,
         "--project-dir", str(DBT_PROJECT_DIR),
