@@ -159,14 +159,9 @@ def extract(
         fail(report.failed[-1].error)
 
 
-@app.command()
-def status(
-    warehouse: Optional[Path] = typer.Option(None, "--warehouse", envvar="RECON_WAREHOUSE", help="数据仓库文件（读取其发布副本）"),
-    published: Optional[Path] = typer.Option(None, "--published", help="发布的只读报表库（默认 <仓库>.published.duckdb）"),
-) -> None:
-    """What the published mart says: its as-of, the reconciliation figures, open alerts, the health board."""
+def _published_file(warehouse: Optional[Path], published: Optional[Path]) -> Path:
+    """--published, else the warehouse's publication; one line and exit 1 when there is none."""
     from recon_pipeline.publish.publication import default_published_path
-    from recon_pipeline.summary import print_publication_summary
 
     if published is None:
         if warehouse is None:
@@ -174,7 +169,18 @@ def status(
         published = default_published_path(warehouse)
     if not Path(published).is_file():
         fail(f"发布的报表库不存在: {published}（请先运行 recon run 或 Dagster 作业 nightly_reconciliation）")
-    print_publication_summary(Path(published), out)
+    return Path(published)
+
+
+@app.command()
+def status(
+    warehouse: Optional[Path] = typer.Option(None, "--warehouse", envvar="RECON_WAREHOUSE", help="数据仓库文件（读取其发布副本）"),
+    published: Optional[Path] = typer.Option(None, "--published", help="发布的只读报表库（默认 <仓库>.published.duckdb）"),
+) -> None:
+    """What the published mart says: its as-of, the reconciliation figures, open alerts, the health board."""
+    from recon_pipeline.summary import print_publication_summary
+
+    print_publication_summary(_published_file(warehouse, published), out)
 
 
 @app.command()
@@ -203,14 +209,8 @@ def dashboard(
 ) -> None:
     """Serve the reconciliation dashboard (看板) from the published mart."""
     from recon_pipeline.dashboard import serve
-    from recon_pipeline.publish.publication import default_published_path
 
-    if published is None:
-        if warehouse is None:
-            fail("请指定 --warehouse 或 --published")
-        published = default_published_path(warehouse)
-    if not Path(published).is_file():
-        fail(f"发布的报表库不存在: {published}（请先运行 recon run）")
+    published = _published_file(warehouse, published)
     from recon_pipeline.dashboard import DashboardRefused
     from recon_pipeline.dashboard.access import AccountError
     from recon_pipeline.recovery import RecoveryError, check_warehouse
