@@ -21,8 +21,11 @@ from recon_pipeline.warehouse import WarehouseBusyError, hold_warehouse
 
 AS_OF_TAG = "recon/as_of"
 
-DEFAULT_LANDING_DIR = str(PROJECT_ROOT / "demo" / "landing")
-DEFAULT_WAREHOUSE = str(PROJECT_ROOT / "warehouse" / "recon.duckdb")
+# Without RECON_LANDING_DIR / RECON_WAREHOUSE: the demo's paths in a checkout (`make demo`, `make
+# ui`), else (an installed package) the same names under the working directory.
+_BASE = PROJECT_ROOT if (PROJECT_ROOT / "pyproject.toml").is_file() else Path.cwd()
+DEFAULT_LANDING_DIR = str(_BASE / "demo" / "landing")
+DEFAULT_WAREHOUSE = str(_BASE / "warehouse" / "recon.duckdb")
 
 
 def _env_flag(name: str) -> bool:

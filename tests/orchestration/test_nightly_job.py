@@ -58,6 +58,10 @@ def test_nightly_job_publishes_what_recon_run_publishes(tmp_path):
     by_cli = tmp_path / "cli" / "recon.duckdb"
     by_dagster = tmp_path / "dagster" / "recon.duckdb"
 
+    from recon_pipeline.settings import DBT_PROJECT_DIR
+
+    dbt_target = DBT_PROJECT_DIR / "target"
+    run_folders_before = {p.name for p in dbt_target.iterdir() if p.is_dir()} if dbt_target.is_dir() else set()
     cli = subprocess.run(
         [sys.executable, "-m", "recon_pipeline.cli", "run", "--landing", str(landing), "--warehouse", str(by_cli),
          "--as-of", DEMO_AS_OF], capture_output=True, text=True)
@@ -65,6 +69,9 @@ def test_nightly_job_publishes_what_recon_run_publishes(tmp_path):
     job = nightly_job_cli(landing, by_dagster, tmp_path / "dagster_home", DEMO_AS_OF)
     assert job.returncode == 0, job.stderr[-3000:]
     assert "RUN_SUCCESS" in job.stderr + job.stdout
+    # dagster-dbt writes into the warehouse's dbt folder, not a new dbt_project/target/<run id>.
+    run_folders_after = {p.name for p in dbt_target.iterdir() if p.is_dir()} if dbt_target.is_dir() else set()
+    assert run_folders_after <= run_folders_before | {"compiled", "run"}
 
     expected, actual = published_tables(default_published_path(by_cli)), published_tables(default_published_path(by_dagster))
     assert {"fct_order_reconciliation", "fct_receipt_matches", "alerts", "diff_list", "salesperson_period_summary",
