@@ -87,6 +87,15 @@ def _print_alerts_and_health(alert_counts: dict[str, int], health: list[dict], c
         console.print(board)
 
 
+def _print_overdue(figures: dict[str, object], console: Console) -> None:
+    overdue = figures.get("overdue") or {}
+    if overdue:
+        labels = {"health_red": "健康看板红灯", "diff_list": "差额清单", "level_1": "一级预警", "level_2": "二级预警",
+                  "level_3": "三级预警", "reminder": "提醒"}
+        shown = "，".join(f"{labels.get(k, k)} {v} 项" for k, v in sorted(overdue.items()))
+        console.print(f"[red]超过处理时限（--notify 时升级主管）：{shown}[/]", highlight=False)
+
+
 def print_run_summary(result: RunResult, console: Console) -> None:
     ingest = result.ingest
     console.print(f"[bold green]对账完成[/] as-of {as_of_text(result.as_of)}", highlight=False)
@@ -98,16 +107,12 @@ def print_run_summary(result: RunResult, console: Console) -> None:
         )
         for warning in ingest.warnings:
             console.print(f"[yellow]注意:[/] {warning}", highlight=False)
-    console.print(_results_table(_mart_figures(result.warehouse), result.link_counts))
+    figures = _mart_figures(result.warehouse)
+    console.print(_results_table(figures, result.link_counts))
     _print_alerts_and_health(result.alert_counts, result.health, console)
     if result.close is not None and result.close.to_text():
         console.print(result.close.to_text(), highlight=False)
-    overdue = figures.get("overdue") or {}
-    if overdue:
-        labels = {"health_red": "健康看板红灯", "diff_list": "差额清单", "level_1": "一级预警", "level_2": "二级预警",
-                  "level_3": "三级预警", "reminder": "提醒"}
-        shown = "，".join(f"{labels.get(k, k)} {v} 项" for k, v in sorted(overdue.items()))
-        console.print(f"[red]超过处理时限（--notify 时升级主管）：{shown}[/]", highlight=False)
+    _print_overdue(figures, console)
     if result.dispatch is not None:
         console.print(result.dispatch.to_text(), highlight=False)
     stages = "，".join(f"{k} {v:.1f}s" for k, v in result.stage_seconds.items())
@@ -138,5 +143,7 @@ def print_publication_summary(published: Path, console: Console) -> None:
                 "WHERE as_of = (SELECT max(as_of) FROM mart.health_metrics) ORDER BY metric").fetchall()
         ]
     console.print(f"[bold]已发布[/] as-of {as_of_text(as_of)}（发布于 {published_at}）: {published}", highlight=False)
-    console.print(_results_table(_mart_figures(published), links))
+    figures = _mart_figures(published)
+    console.print(_results_table(figures, links))
     _print_alerts_and_health(alert_counts, health, console)
+    _print_overdue(figures, console)

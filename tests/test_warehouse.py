@@ -102,7 +102,8 @@ def test_two_recon_runs_one_waits_for_the_other_and_readers_never_block(tmp_path
     landing = small_landing(tmp_path)
     warehouse = tmp_path / "w.duckdb"
     assert recon_run(landing, warehouse).returncode == 0  # a first publication to read
-    first = recon_run(landing, warehouse, background=True)
+    # A full refresh: a rerun on the same inputs would otherwise skip the work and end at once.
+    first = recon_run(landing, warehouse, "--full-refresh", background=True)
     try:
         holder = wait_until_held(warehouse, first.pid)
         assert "recon" in holder["command"] and "run" in holder["command"]
