@@ -66,7 +66,7 @@ def run(
     from recon_pipeline.pipeline import PipelineError, RunContext, RunOptions, run_stages
     from recon_pipeline.progress import TerminalProgress, reporting
     from recon_pipeline.summary import print_run_summary
-    from recon_pipeline.warehouse import WarehouseBusyError
+    from recon_pipeline.warehouse import WarehouseBusyError, hold_warehouse
 
     try:
         settings = load_settings(settings_file)
@@ -87,8 +87,11 @@ def run(
             echo=lambda line: out.print(line, highlight=False),
         )
         # Long stages draw a bar with counts and time left, only for people at a terminal.
-        with reporting(TerminalProgress(err, STAGE_LABELS) if err.is_terminal else None):
-            result = run_stages(run_context, progress, wait_seconds=wait, on_wait=waiting)
+        with (reporting(TerminalProgress(err, STAGE_LABELS) if err.is_terminal else None),
+              hold_warehouse(warehouse, wait, on_wait=waiting)):
+            result = run_stages(run_context, progress)
+            # The summary reads the warehouse: still under the lock, so the next writer waits for it.
+            print_run_summary(result, out)
     except (PipelineError, AsOfError, FileNotFoundError, WarehouseBusyError) as exc:
         fail(str(exc))
     except Exception as exc:  # noqa: BLE001 - a cron user needs one line, not a traceback
@@ -99,7 +102,6 @@ def run(
         if debug:
             raise
         fail(f"内部错误 {type(exc).__name__}: {exc}（加 --debug 查看详情）", code=2)
-    print_run_summary(result, out)
 
 
 @app.command(

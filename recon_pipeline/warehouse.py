@@ -14,6 +14,7 @@ import os
 import re
 import socket
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from datetime import datetime
@@ -137,6 +138,11 @@ def ensure_schema(conn: duckdb.DuckDBPyConnection) -> None:
 # (`filelock` truncates the lock file on every attempt, erasing the holder a waiting run reports.)
 
 
+# Lock files this thread holds: a nested hold (the CLI around `run_stages`, which holds it too)
+# is a no-op instead of waiting for itself.
+_held = threading.local()
+
+
 def lock_path(warehouse: str | os.PathLike) -> Path:
     warehouse = Path(warehouse).resolve()
     return warehouse.with_name(warehouse.name + ".lock")
@@ -168,9 +174,13 @@ def hold_warehouse(
     """Hold the warehouse's writer lock for the block; wait up to `wait_seconds` for it.
 
     Raises WarehouseBusyError naming the holder when the wait runs out. Re-entrant within one
-    process is not supported (each run takes it once).
+    thread: an inner hold of a lock the thread already holds does nothing.
     """
     path = lock_path(warehouse)
+    held = _held.__dict__.setdefault("paths", set())
+    if path in held:
+        yield path
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
@@ -197,9 +207,11 @@ def hold_warehouse(
         }
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(record, ensure_ascii=False).encode("utf-8"), 0)
+        held.add(path)
         try:
             yield path
         finally:
+            held.discard(path)
             os.ftruncate(fd, 0)
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:

@@ -139,3 +139,17 @@ def test_recon_run_waits_for_a_dagster_run(tmp_path):
     assert result.returncode == 1
     line = result.stderr.strip()
     assert "\n" not in line and "Dagster 运行" in line and "nightly_reconciliation" in line and "内部错误" not in line
+
+
+def test_a_nested_hold_in_the_same_thread_keeps_the_lock(tmp_path):
+    # recon run holds the lock around run_stages (which holds it too) and its summary.
+    warehouse = tmp_path / "w.duckdb"
+    with hold_warehouse(warehouse, wait_seconds=0, command="outer"):
+        with hold_warehouse(warehouse, wait_seconds=0, command="inner"):
+            pass
+        assert json.loads(lock_path(warehouse).read_text())["command"] == "outer"
+        probe = subprocess.run(
+            [sys.executable, "-c", "import sys; from recon_pipeline.warehouse import hold_warehouse\n"
+             "with hold_warehouse(sys.argv[1], wait_seconds=0): pass", str(warehouse)],
+            capture_output=True, text=True, timeout=60)
+        assert probe.returncode != 0 and "WarehouseBusyError" in probe.stderr
