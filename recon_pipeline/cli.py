@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 import sys
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 import typer
 from rich.console import Console
@@ -50,6 +51,26 @@ def fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
+@contextmanager
+def sole_writer(warehouse: Path, wait_seconds: float | None = None) -> Iterator[None]:
+    """The warehouse's writer lock around a command that writes it, as `recon run` holds it: waits
+    (`RECON_LOCK_WAIT` seconds, default 600) for a running pipeline (either door), else raises
+    WarehouseBusyError (one line for `fail`)."""
+    import os
+
+    from recon_pipeline.warehouse import hold_warehouse
+
+    if wait_seconds is None:
+        wait_seconds = float(os.environ.get("RECON_LOCK_WAIT", "600"))
+
+    def waiting(holder: str) -> None:
+        if err.is_terminal:
+            err.print(f"[dim]数据仓库正被占用: {holder}；最多等待 {wait_seconds:g} 秒…[/]", highlight=False)
+
+    with hold_warehouse(warehouse, wait_seconds, on_wait=waiting):
+        yield
+
+
 @app.command()
 def run(
     landing: Path = typer.Option(..., "--landing", envvar="RECON_LANDING_DIR", help="落地目录 (landing zone)"),
@@ -58,7 +79,7 @@ def run(
     settings_file: Optional[Path] = typer.Option(None, "--settings", envvar="RECON_SETTINGS", help="设置文件 (YAML)"),
     send: bool = typer.Option(False, "--notify", help="发送新预警（邮件 / 群机器人），每条只发一次"),
     dry_run: bool = typer.Option(False, "--dry-run", help="只打印将要发送的通知，不发送"),
-    wait: float = typer.Option(600, "--wait", min=0, help="仓库正被另一次运行（Dagster 或 recon run）占用时最多等待的秒数"),
+    wait: float = typer.Option(600, "--wait", envvar="RECON_LOCK_WAIT", min=0, help="仓库正被另一次运行（Dagster 或 recon run）占用时最多等待的秒数"),
     debug: bool = typer.Option(False, "--debug", help="出错时打印完整堆栈"),
     full_refresh: bool = typer.Option(False, "--full-refresh", help="全量重算（忽略上次运行的增量状态）"),
 ) -> None:
@@ -66,7 +87,7 @@ def run(
     from recon_pipeline.pipeline import PipelineError, RunContext, RunOptions, run_stages
     from recon_pipeline.progress import TerminalProgress, reporting
     from recon_pipeline.summary import print_run_summary
-    from recon_pipeline.warehouse import WarehouseBusyError, hold_warehouse
+    from recon_pipeline.warehouse import WarehouseBusyError
 
     try:
         settings = load_settings(settings_file)
@@ -77,10 +98,6 @@ def run(
             if err.is_terminal:
                 err.print(f"[dim]→ {STAGE_LABELS.get(stage, stage)}…[/]", highlight=False)
 
-        def waiting(holder: str) -> None:
-            if err.is_terminal:
-                err.print(f"[dim]数据仓库正被占用: {holder}；最多等待 {wait:g} 秒…[/]", highlight=False)
-
         run_context = RunContext(
             landing_dir=landing, warehouse=warehouse, as_of=moment, settings=settings,
             options=RunOptions(notify=send, dry_run=dry_run, full_refresh=full_refresh),
@@ -88,7 +105,7 @@ def run(
         )
         # Long stages draw a bar with counts and time left, only for people at a terminal.
         with (reporting(TerminalProgress(err, STAGE_LABELS) if err.is_terminal else None),
-              hold_warehouse(warehouse, wait, on_wait=waiting)):
+              sole_writer(warehouse, wait)):
             result = run_stages(run_context, progress)
             # The summary reads the warehouse: still under the lock, so the next writer waits for it.
             print_run_summary(result, out)
@@ -112,7 +129,7 @@ def dbt_command(
     ctx: typer.Context,
     warehouse: Path = typer.Option(..., "--warehouse", envvar="RECON_WAREHOUSE", help="生产数据仓库（只读取它的副本）"),
     refresh: bool = typer.Option(False, "--refresh", help="重新复制开发副本"),
-    wait: float = typer.Option(600, "--wait", min=0, help="复制时仓库被占用最多等待的秒数"),
+    wait: float = typer.Option(600, "--wait", envvar="RECON_LOCK_WAIT", min=0, help="复制时仓库被占用最多等待的秒数"),
 ) -> None:
     """dbt for analysts: any dbt command on a development copy, with the last production run's vars.
 
@@ -315,10 +332,12 @@ def close_period(
     """Close (封账) a period: freeze every salesperson's figures as of the last run, then republish."""
     from recon_pipeline.close.commands import close_command
     from recon_pipeline.close.periods import CloseError
+    from recon_pipeline.warehouse import WarehouseBusyError
 
     try:
-        outcome = close_command(warehouse, period, load_settings(settings_file), closed_by=by)
-    except (CloseError, FileNotFoundError) as exc:
+        with sole_writer(warehouse):
+            outcome = close_command(warehouse, period, load_settings(settings_file), closed_by=by)
+    except (CloseError, FileNotFoundError, WarehouseBusyError) as exc:
         fail(str(exc))
     except Exception as exc:  # noqa: BLE001 - one line, as for recon run
         fail(f"内部错误 {type(exc).__name__}: {exc}", code=2)
@@ -336,10 +355,12 @@ def reopen_period(
     """Reopen a closed period (who, when and why are recorded); the next close makes a new version."""
     from recon_pipeline.close.commands import reopen_command
     from recon_pipeline.close.periods import CloseError
+    from recon_pipeline.warehouse import WarehouseBusyError
 
     try:
-        outcome = reopen_command(warehouse, period, reason, load_settings(settings_file), reopened_by=by)
-    except (CloseError, FileNotFoundError) as exc:
+        with sole_writer(warehouse):
+            outcome = reopen_command(warehouse, period, reason, load_settings(settings_file), reopened_by=by)
+    except (CloseError, FileNotFoundError, WarehouseBusyError) as exc:
         fail(str(exc))
     except Exception as exc:  # noqa: BLE001 - one line, as for recon run
         fail(f"内部错误 {type(exc).__name__}: {exc}", code=2)
@@ -421,10 +442,12 @@ def publish(
 ) -> None:
     """Publish the mart again (e.g. after the published file was deleted or damaged)."""
     from recon_pipeline.publish.publication import PublishError, publish_mart
+    from recon_pipeline.warehouse import WarehouseBusyError
 
     try:
-        stats = publish_mart(warehouse)
-    except PublishError as exc:
+        with sole_writer(warehouse):
+            stats = publish_mart(warehouse)
+    except (PublishError, WarehouseBusyError) as exc:
         fail(str(exc))
     out.print(f"已发布 {stats.table_count} 张表到 {stats.published_path}", highlight=False)
 
@@ -442,6 +465,7 @@ def rebuild(
     from recon_pipeline.pipeline import PipelineError, run_pipeline
     from recon_pipeline.recovery import RecoveryError, check_warehouse, move_aside, restore_warehouse
     from recon_pipeline.summary import print_run_summary
+    from recon_pipeline.warehouse import WarehouseBusyError
 
     try:
         settings = load_settings(settings_file)
@@ -458,7 +482,7 @@ def rebuild(
             out.print(f"已从备份恢复 {stats.tables} 张表、{stats.rows} 行", highlight=False)
         result = run_pipeline(landing, warehouse, moment, settings, echo=lambda line: out.print(line, highlight=False),
                               full_refresh=True)  # nothing of the old run state is trusted
-    except (PipelineError, RecoveryError, AsOfError, FileNotFoundError) as exc:
+    except (PipelineError, RecoveryError, AsOfError, FileNotFoundError, WarehouseBusyError) as exc:
         fail(str(exc))
     print_run_summary(result, out)
 

@@ -192,7 +192,7 @@ def plan(run: RunContext) -> RunPlan:
     return RunPlan(run_key, inputs.key(with_as_of=False), done, no_change)
 
 
-def _computing(run: RunContext) -> None:
+def mark_computing(run: RunContext) -> None:
     """A stage is about to change the warehouse: it no longer holds the last published run's result."""
     with connect(run.warehouse) as conn:
         forget_fingerprints(conn, "run")
@@ -219,7 +219,7 @@ def dbt_cli_args(run: RunContext) -> list[str]:
 def dbt_build(run: RunContext, selector: str, with_tests: bool = True) -> DbtResult:
     """Build one half of the dbt project (`DBT_BEFORE_MATCHING` or `DBT_AFTER_MATCHING`); without
     its data tests (`dbt run`) when the caller knows they passed on the same data."""
-    _computing(run)
+    mark_computing(run)
     command = dbt_build_command(run) if with_tests else ["run"]
     outcome = run_dbt([*command, "--selector", selector], run.warehouse, run.settings, run.as_of)
     if not outcome.ok:
@@ -267,7 +267,7 @@ class LinkSummary:
 def match(run: RunContext) -> LinkSummary:
     """Payer matching and allocation: staging -> matching.receipt_links (incremental unless
     there is no usable previous state or the run is a full refresh)."""
-    _computing(run)
+    mark_computing(run)
     with connect(run.warehouse) as conn:
         outcome = refresh_receipt_links(conn, run.as_of, run.settings, full_refresh=run.options.full_refresh)
         metrics = link_metrics(conn)
@@ -281,7 +281,7 @@ def match(run: RunContext) -> LinkSummary:
 def close(run: RunContext) -> CloseStageReport:
     """After the marts: the automatic close (when `close.auto_close` is on) and the adjustments
     booked against closed periods (mart.period_adjustments, mart.period_close_reconciliation)."""
-    _computing(run)
+    mark_computing(run)
     with connect(run.warehouse) as conn:
         try:
             return refresh_close(conn, run.as_of, run.settings)
@@ -294,7 +294,7 @@ def close(run: RunContext) -> CloseStageReport:
 
 def health(run: RunContext) -> list[dict]:
     """The health board at the as-of (mart.health_metrics, mart.customer_collection_health)."""
-    _computing(run)
+    mark_computing(run)
     with connect(run.warehouse) as conn:
         metrics = health_board.refresh_health(conn, run.as_of, run.settings)
     return metrics[["metric", "value", "threshold", "status"]].to_dict("records")
@@ -304,7 +304,7 @@ def alerts(run: RunContext) -> dict[str, int]:
     """The alert rules at the as-of (mart.alerts, mart.alert_history), then the workflow's time
     limits against the people's actions (mart.diff_history, mart.alert_sla: what escalates);
     open alerts by type."""
-    _computing(run)
+    mark_computing(run)
     with connect(run.warehouse) as conn:
         alert_rules.refresh_alerts(conn, run.as_of, run.settings)
         workflow.refresh_workflow(conn, run.as_of, run.settings)

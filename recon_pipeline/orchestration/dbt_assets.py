@@ -129,6 +129,7 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, recon: ReconR
     # One target folder per warehouse (not a new dbt_project/target/<id> per invocation), beside
     # recon run's: nothing piles up and dbt's partial parsing carries over from run to run.
     target = Path(dbt_work_dir(run.warehouse)) / "dagster-target"
+    stages.mark_computing(run)  # as recon run's dbt stages: the warehouse no longer holds the last publication's result
     invocation = dbt.cli(stages.dbt_cli_args(run), context=context, target_path=target)
     for event in invocation.stream():
         if isinstance(event, dg.Output):
