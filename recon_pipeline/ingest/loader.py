@@ -490,22 +490,37 @@ def sync_landing(
     sync to those sources (default: all).
     """
     ensure_schema(conn)
+    known = dict(
+        ((s, d), f) for s, d, f in conn.execute("SELECT source, _drop_date, fingerprint FROM raw.ingest_log").fetchall()
+    )
+    report, fingerprints = changed_drops(landing_dir, until, settings, known, sources)
+    if fingerprints:
+        report.loaded, report.failed = load_drops(conn, landing_dir, list(fingerprints), settings, fingerprints)
+        report.warnings += drop_warnings(report.loaded)
+    return report
+
+
+def drop_warnings(loaded: list[DropResult]) -> list[str]:
+    """What the readers noticed in the loaded drops, one line each, named by source and date."""
+    return [f"{r.source}/{r.drop_date}: {w}" for r in loaded for w in r.warnings]
+
+
+def changed_drops(
+    landing_dir: Path, until: date, settings: Settings, known: dict[tuple[str, date], str],
+    sources: Collection[str] | None = None,
+) -> tuple[IngestReport, dict[tuple[str, date], str]]:
+    """The drops dated on or before `until` (of `sources`, default all) whose fingerprint differs
+    from `known` (what the ingest log recorded), with their new fingerprints; the report counts
+    the unchanged ones."""
     report = IngestReport()
     drops, report.warnings = list_drops(landing_dir, until)
     if sources is not None:
         drops = [(source, day) for source, day in drops if source in sources]
-    known = dict(
-        ((s, d), f) for s, d, f in conn.execute("SELECT source, _drop_date, fingerprint FROM raw.ingest_log").fetchall()
-    )
-    changed, fingerprints = [], {}
+    fingerprints = {}
     for source, day in drops:
         fingerprint = drop_fingerprint(drop_files(landing_dir, source, day), SOURCES[source], settings)
         if known.get((source, day)) == fingerprint:
             report.unchanged += 1
         else:
-            changed.append((source, day))
             fingerprints[(source, day)] = fingerprint
-    if changed:
-        report.loaded, report.failed = load_drops(conn, landing_dir, changed, settings, fingerprints)
-        report.warnings += [f"{r.source}/{r.drop_date}: {w}" for r in report.loaded for w in r.warnings]
-    return report
+    return report, fingerprints

@@ -35,9 +35,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections import defaultdict
+from collections import defaultdict, namedtuple
+from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, Iterable, Iterator, NamedTuple
 
 import pandas as pd
 
@@ -45,8 +46,8 @@ from recon_pipeline.matching.allocation import AllocationResult, OpenOrder, Orde
 from recon_pipeline.matching.customer_index import CustomerIndex, NameResolver
 from recon_pipeline.matching.inputs import LINK_COLUMNS, MatchingInputs, MatchOptions, column_values, row_records
 from recon_pipeline.matching.learning import Learned, account_key, learn_from_finance
-from recon_pipeline.matching.memo import contract_key
 from recon_pipeline.matching.linking import MEMO_FIT, LineLink, LinkContext, link_line, memo_refs
+from recon_pipeline.matching.memo import contract_key
 from recon_pipeline.matching.names import NameParts, parse_company_name
 from recon_pipeline.matching.payers import memo_purpose, says_surplus_refund
 from recon_pipeline.progress import start_tracking
@@ -95,21 +96,66 @@ def _orders_by_contract(contracts: pd.DataFrame) -> dict[str, tuple[str, ...]]:
     return {key: tuple(orders) for key, orders in found.items()}
 
 
-def build_receipt_links(inputs: MatchingInputs, settings: Settings | None = None,
-                        lines: pd.MultiIndex | None = None, linked_customers: dict | None = None) -> pd.DataFrame:
-    """The rows of `matching.receipt_links` for every bank line, or only for `lines` ((account_no,
-    txn_id) pairs): all inputs still count (learning, order book), only those lines are evaluated.
-    `linked_customers` receives (account_no, txn_id) -> the customer each evaluated line links
-    to, rows or not (a debit that finds nothing to take back leaves none), or a tuple (that
-    customer, then other customers whose orders decided the link: a customer paying with another
-    customer's order ID). `matching.incremental` uses both."""
+@dataclass
+class MatchContext:
+    """Everything linking and allocation read besides the bank lines, built once per run from
+    the other inputs (the Spark engine builds it on the driver and broadcasts it)."""
+
+    options: MatchOptions
+    tolerance_cents: int
+    order_customer: dict[str, str]  # order -> customer, every contract with a customer
+    region_codes: frozenset[str]
+    index: CustomerIndex
+    learned: Learned
+    orders: list[OpenOrder]  # the open orders, finance's write-offs already reserved (never mutated)
+    writeoffs_by_txn: dict[str, list]  # active write-offs of orders in the book, per txn_id
+    orders_by_contract: dict[str, tuple[str, ...]]  # contract_key -> orders
+    _link: LinkContext | None = field(default=None, repr=False)
+    _owner: dict[str, str] | None = field(default=None, repr=False)
+
+    def link_context(self) -> LinkContext:
+        """What linking reads (built once per process: the name resolver keeps caches)."""
+        if self._link is None:
+            self._link = LinkContext(NameResolver(self.index, self.learned, self.options), self.learned,
+                                     self.region_codes, self.order_customer,
+                                     {o.order_id: o.due_cents for o in self.orders},
+                                     tolerance_cents=self.tolerance_cents, orders_by_contract=self.orders_by_contract)
+        return self._link
+
+    def order_owner(self) -> dict[str, str]:
+        """The customer of each order in the book."""
+        if self._owner is None:
+            self._owner = {o.order_id: o.customer_id for o in self.orders}
+        return self._owner
+
+    def __getstate__(self) -> dict:  # per-process caches
+        return {**self.__dict__, "_link": None, "_owner": None}
+
+    def order_book(self, orders: Iterable[OpenOrder] | None = None) -> OrderBook:
+        """A fresh book (copies: allocation mutates it) of these orders, by default all of them."""
+        fresh = [OpenOrder(o.order_id, o.customer_id, o.due_cents, o.age_key, o.allocated_cents, o.cancelled)
+                 for o in (self.orders if orders is None else orders)]
+        return OrderBook.from_orders(fresh, tolerance_cents=self.tolerance_cents,
+                                     max_subset_orders=self.options.subset_sum_max_orders,
+                                     max_subset_size=self.options.subset_sum_max_size)
+
+
+class LinkedLine(NamedTuple):
+    """A bank line with its customer link: what allocation reads of it (it pickles: the Spark
+    engine carries it from the linking to the allocation stage)."""
+
+    account_no: str
+    txn_id: str
+    amount_cents: int
+    memo: str
+    link: LineLink
+
+
+def prepare_matching(inputs: MatchingInputs, settings: Settings | None = None) -> MatchContext:
+    """The run's context. `inputs.bank` is read only for the lines finance decided on (write-offs,
+    feedback): the caller may pass just those."""
     options = MatchOptions.from_settings(settings)
     tolerance_cents = int((settings.amount_tolerance if settings else 1) * 100)
-    bank = inputs.bank[list(_BANK_COLUMNS) + ["txn_time"]].drop_duplicates(["account_no", "txn_id"], keep="first")
-    if lines is not None:
-        bank = bank[pd.MultiIndex.from_arrays([bank["account_no"], bank["txn_id"]]).isin(lines)]
-    bank = bank.assign(_time=pd.to_datetime(bank["txn_time"], errors="coerce"))
-    bank = bank.sort_values(["_time", "account_no", "txn_id"], kind="stable", na_position="last")
     contracts = inputs.contracts
     contract_orders = column_values(contracts["order_id"])
     order_customer = {o: str(c) for o, c in zip(contract_orders, column_values(contracts["customer_id"]))
@@ -119,20 +165,80 @@ def build_receipt_links(inputs: MatchingInputs, settings: Settings | None = None
 
     index = CustomerIndex.build(inputs.customers, options.channel_prefixes)
     learned = learn_from_finance(inputs, contracts, options)
-    resolver = NameResolver(index, learned, options)
     book = _order_book(inputs, options, tolerance_cents)
-    context = LinkContext(resolver, learned, region_codes, order_customer,
-                          {order_id: order.due_cents for order_id, order in book.orders.items()},
-                          tolerance_cents=tolerance_cents, orders_by_contract=_orders_by_contract(contracts))
 
     writeoffs_by_txn: dict[str, list] = defaultdict(list)
     if inputs.writeoffs is not None and not inputs.writeoffs.empty:
         active = inputs.writeoffs[inputs.writeoffs["status"].fillna("active") == "active"]
         for wo in row_records(active[["writeoff_id", "txn_id", "order_id", "amount_cents"]], "WriteOff"):
             if isinstance(wo.order_id, str) and wo.order_id in book.orders and not pd.isna(wo.amount_cents):
-                writeoffs_by_txn[str(wo.txn_id)].append(wo)
+                writeoffs_by_txn[str(wo.txn_id)].append(_WriteOff(*wo))
                 book.reserve(wo.order_id, int(wo.amount_cents))
+    return MatchContext(options, tolerance_cents, order_customer, region_codes, index, learned,
+                        list(book.orders.values()), dict(writeoffs_by_txn), _orders_by_contract(contracts))
 
+
+# Module-level, so that the context pickles (the Spark engine ships it to its workers).
+_WriteOff = namedtuple("WriteOff", ["writeoff_id", "txn_id", "order_id", "amount_cents"])
+
+
+def bank_in_order(bank: pd.DataFrame, lines: pd.MultiIndex | None = None) -> pd.DataFrame:
+    """The bank lines the engine reads, one per (account_no, txn_id), only `lines` if given, in
+    the order credits are allocated: txn_time, then account and id (lines without a time last)."""
+    bank = bank[list(_BANK_COLUMNS) + ["txn_time"]].drop_duplicates(["account_no", "txn_id"], keep="first")
+    if lines is not None:
+        bank = bank[pd.MultiIndex.from_arrays([bank["account_no"], bank["txn_id"]]).isin(lines)]
+    return in_allocation_order(bank)
+
+
+def in_allocation_order(lines: pd.DataFrame) -> pd.DataFrame:
+    """Lines (with txn_time, account_no, txn_id) sorted as credits are allocated."""
+    lines = lines.assign(_time=pd.to_datetime(lines["txn_time"], errors="coerce"))
+    return lines.sort_values(["_time", "account_no", "txn_id"], kind="stable", na_position="last")
+
+
+def build_receipt_links(inputs: MatchingInputs, settings: Settings | None = None,
+                        lines: pd.MultiIndex | None = None, linked_customers: dict | None = None) -> pd.DataFrame:
+    """The rows of `matching.receipt_links` for every bank line, or only for `lines` ((account_no,
+    txn_id) pairs): all inputs still count (learning, order book), only those lines are evaluated.
+    `linked_customers` receives (account_no, txn_id) -> the customer each evaluated line links
+    to, rows or not (a debit that finds nothing to take back leaves none), or a tuple (that
+    customer, then other customers whose orders decided the link: a customer paying with another
+    customer's order ID). `matching.incremental` uses both.
+
+    The phases (`prepare_matching`, `link_bank_lines`, `allocate_linked_lines`) are what the
+    Spark engine runs apart: once, per partition of lines, per customer."""
+    context = prepare_matching(inputs, settings)
+    book = context.order_book()
+    bank = bank_in_order(inputs.bank, lines)
+    frames: list[pd.DataFrame] = []
+    tracker = start_tracking("matching", len(bank), "条流水")
+    for done, linked in enumerate(link_bank_lines(bank, context, linked_customers), 1):
+        rows = allocate_linked_lines(linked, book, context)
+        if rows:  # each slice's rows become a compact (Arrow-backed) frame right away
+            frames.append(_links_frame(rows))
+        del rows, linked
+        tracker.update(min(done * _SLICE_ROWS, len(bank)))
+    tracker.close()
+    del bank
+    clear_run_caches()
+    return _concat_frames(frames)
+
+
+def clear_run_caches() -> None:
+    """The per-run caches of distinct payer names are not needed after the run."""
+    parse_company_name.cache_clear()
+    _payer_json.cache_clear()
+    memo_refs.cache_clear()
+
+
+def link_bank_lines(bank: pd.DataFrame, context: MatchContext,
+                    linked_customers: dict | None = None) -> Iterator[list[LinkedLine]]:
+    """Link each bank line to a customer, in slices of `_SLICE_ROWS` lines (Python objects for
+    one slice at a time). Debits nobody can link leave no line, but `linked_customers` (if given)
+    receives every line's customer. Linking reads only the context (the contract amounts, never
+    what allocation has taken from them): any split of the lines links each one the same way."""
+    options, learned, link_context = context.options, context.learned, context.link_context()
     # Lines whose memo names no order and that finance has not decided on depend on the payer
     # only: link each distinct payer once (payers repeat a lot). Links computed `strong_only`
     # are kept apart: a credit from the same payer needs the fuzzy suggestion too. Only
@@ -143,21 +249,17 @@ def build_receipt_links(inputs: MatchingInputs, settings: Settings | None = None
     by_payer_strong: dict[tuple, LineLink] = {}
     decided = set(learned.confirmed_txn) | set(learned.rejected_txn)
     share = not learned.rejected_payer
-    frames: list[pd.DataFrame] = []
-    tracker = start_tracking("matching", len(bank), "条流水")
-    # Bank lines in slices: Python objects for one slice at a time; each slice's rows become a
-    # compact (Arrow-backed) frame right away.
     for start in range(0, len(bank), _SLICE_ROWS):
         part = bank.iloc[start:start + _SLICE_ROWS]
         columns = zip(*(column_values(part[c]) for c in _BANK_COLUMNS), payer_repeats[start:start + _SLICE_ROWS].tolist(),
                       name_repeats[start:start + _SLICE_ROWS].tolist())
-        rows: list[tuple] = []
+        lines: list[LinkedLine] = []
         for account_no, txn_id, amount, name, account_raw, memo, payer_repeat, name_repeat in columns:
             account_no, txn_id, amount = str(account_no), str(txn_id), int(amount)
             memo = memo if isinstance(memo, str) else ""
             name = name if isinstance(name, str) else None
             purpose = memo_purpose(memo, options) if amount > 0 else ""
-            writeoffs = writeoffs_by_txn.get(txn_id, _NONE)
+            writeoffs = context.writeoffs_by_txn.get(txn_id, _NONE)
             # A debit counts only when linked automatically (or by finance): no fuzzy suggestion needed.
             strong_only = amount < 0 and not writeoffs and (account_no, txn_id) not in learned.confirmed_txn
             cacheable = payer_repeat and share and not _HAS_DIGIT.search(memo) and (account_no, txn_id) not in decided
@@ -170,7 +272,7 @@ def build_receipt_links(inputs: MatchingInputs, settings: Settings | None = None
             if link is None:
                 payer = parse_company_name(name, options.channel_prefixes)
                 account = account_key(account_raw, payer)
-                link = link_line(account_no, txn_id, amount, payer, account, memo, purpose, context,
+                link = link_line(account_no, txn_id, amount, payer, account, memo, purpose, link_context,
                                  strong_only=strong_only, remember=name_repeat)
                 if cacheable:
                     if link.complete:
@@ -183,18 +285,28 @@ def build_receipt_links(inputs: MatchingInputs, settings: Settings | None = None
                     (link.customer_id, *link.depends_on) if link.depends_on else link.customer_id)
             if amount < 0 and strong_only and link.status != "auto_linked":
                 continue  # an unlinked debit leaves no row
-            rows.extend(_allocate_line(account_no, txn_id, amount, memo, link, book, learned, writeoffs, options))
-        if rows:
-            frames.append(_links_frame(rows))
-        del rows, columns, part
-        tracker.update(min(start + _SLICE_ROWS, len(bank)))
-    tracker.close()
-    del by_payer, by_payer_strong, resolver, context, bank
-    # The per-run caches of distinct payer names are not needed after the run.
-    parse_company_name.cache_clear()
-    _payer_json.cache_clear()
-    memo_refs.cache_clear()
-    return _concat_frames(frames)
+            lines.append(LinkedLine(account_no, txn_id, amount, memo, link))
+        yield lines
+        del lines, columns, part
+
+
+def allocate_linked_lines(lines: Iterable[LinkedLine], book: OrderBook, context: MatchContext) -> list[tuple]:
+    """Allocate linked lines, in allocation order (`bank_in_order`), to the book's open orders;
+    the rows of `matching.receipt_links` (amounts in cents). Allocation touches only the orders of
+    the line's customer (`allocation_customer`): any split of the lines by that customer, each
+    part with its customers' orders, allocates the same way."""
+    rows: list[tuple] = []
+    for line in lines:
+        rows.extend(_allocate_line(line.account_no, line.txn_id, line.amount_cents, line.memo, line.link, book,
+                                   context.learned, context.writeoffs_by_txn.get(line.txn_id, _NONE),
+                                   context.options))
+    return rows
+
+
+def allocation_customer(line: LinkedLine, context: MatchContext) -> str | None:
+    """The customer whose orders the line is allocated to (finance's decision wins over the link)."""
+    return _decided(line.account_no, line.txn_id, line.link, context.order_owner().get, context.learned,
+                    context.writeoffs_by_txn.get(line.txn_id, _NONE))[0]
 
 
 _BANK_COLUMNS = ("account_no", "txn_id", "amount_cents", "counterparty_name", "counterparty_account", "memo")
@@ -260,6 +372,28 @@ def _extra_json(extra: dict) -> str:
     return _JSON.encode(extra)
 
 
+def _decided(account_no: str, txn_id: str, link: LineLink, customer_of, learned: Learned,
+             writeoffs: list) -> tuple[str | None, str, int, str, dict]:
+    """(customer, method, score, status, evidence) once finance's decisions are applied: an
+    active write-off names the customer of its order, a confirmation its customer."""
+    customer_id, method, score, status = link.customer_id, link.method, link.score, link.status
+    extra: dict[str, Any] = {}
+    confirmed = learned.confirmed_txn.get((account_no, txn_id))
+    if writeoffs:
+        wo_customer = customer_of(writeoffs[0].order_id)
+        if wo_customer != customer_id:
+            method, score = "manual", 100
+        customer_id, status = wo_customer, "confirmed"
+        extra["writeoff_ids"] = [wo.writeoff_id for wo in writeoffs]
+        extra["confirmed_by"] = confirmed.get("confirmed_by") if confirmed else None
+    elif confirmed:
+        if confirmed["customer_id"] != customer_id:
+            method, score = "manual", 100
+        customer_id, status = confirmed["customer_id"], "confirmed"
+        extra["confirmed"] = confirmed
+    return customer_id, method, score, status, extra
+
+
 def _allocate_line(account_no: str, txn_id: str, amount: int, memo: str, link: LineLink, book: OrderBook,
                    learned: Learned, writeoffs: list, options: MatchOptions) -> list[tuple]:
     extra: dict[str, Any] = {}  # evidence this step adds to the link's
@@ -278,23 +412,12 @@ def _allocate_line(account_no: str, txn_id: str, amount: int, memo: str, link: L
             return static
         return static[:-1] + (", " if len(static) > 2 else "") + _extra_json(extra)[1:]
 
-    customer_id, method, score, status = link.customer_id, link.method, link.score, link.status
+    customer_id, method, score, status, decided_extra = _decided(account_no, txn_id, link, book.customer_of,
+                                                                 learned, writeoffs)
+    extra.update(decided_extra)
     rows: list[tuple] = []
 
-    confirmed = learned.confirmed_txn.get((account_no, txn_id))
-    if writeoffs:
-        wo_customer = book.customer_of(writeoffs[0].order_id)
-        if wo_customer != customer_id:
-            method, score = "manual", 100
-        customer_id, status = wo_customer, "confirmed"
-        extra["writeoff_ids"] = [wo.writeoff_id for wo in writeoffs]
-        extra["confirmed_by"] = confirmed.get("confirmed_by") if confirmed else None
-    elif confirmed:
-        if confirmed["customer_id"] != customer_id:
-            method, score = "manual", 100
-        customer_id, status = confirmed["customer_id"], "confirmed"
-        extra["confirmed"] = confirmed
-    elif link.memo_check and status == "auto_linked" and amount > 0:
+    if not decided_extra and link.memo_check and status == "auto_linked" and amount > 0:
         # Someone else paid with the memo's order ID: automatic only if the amount agrees.
         verdict = book.memo_fit(customer_id, amount, link.memo_orders)
         if verdict != "fit" and (link.memo_check == MEMO_FIT or verdict in ("over", "closed")):

@@ -16,36 +16,42 @@ from recon_pipeline.run_state import code_fingerprint
 from recon_pipeline.settings import Settings
 from recon_pipeline.warehouse import ensure_schema
 
-# Amounts leave the warehouse as int64 cents: exact arithmetic without floats.
-_INPUT_QUERIES = {
-    "bank": """
+# Amounts leave the warehouse as int64 cents: exact arithmetic without floats. Each input is
+# (SELECT, ORDER BY); the SQL runs on DuckDB and on Spark alike.
+INPUT_SELECTS = {
+    "bank": ("""
         SELECT account_no, txn_id, txn_time, CAST(amount * 100 AS BIGINT) AS amount_cents, currency,
                counterparty_name, counterparty_account, memo
-        FROM staging.stg_bank_transactions ORDER BY txn_time, account_no, txn_id""",
-    "customers": """
+        FROM staging.stg_bank_transactions""", "txn_time, account_no, txn_id"),
+    "customers": ("""
         SELECT customer_id, customer_name, credit_code, aliases, region_code, industry
-        FROM staging.stg_customers ORDER BY customer_id""",
-    "contracts": """
+        FROM staging.stg_customers""", "customer_id"),
+    "contracts": ("""
         SELECT order_id, contract_no, customer_id, customer_name, salesperson_id,
                CAST(amount * 100 AS BIGINT) AS amount_cents, status, signed_at
-        FROM staging.stg_crm_contracts ORDER BY order_id""",
-    "invoices": """
+        FROM staging.stg_crm_contracts""", "order_id"),
+    "invoices": ("""
         SELECT invoice_no, order_id, customer_name, invoice_date,
                CAST(total_amount * 100 AS BIGINT) AS total_amount_cents, invoice_type, status
-        FROM staging.stg_erp_invoices ORDER BY invoice_no""",
-    "writeoffs": """
+        FROM staging.stg_erp_invoices""", "invoice_no"),
+    "writeoffs": ("""
         SELECT writeoff_id, txn_id, order_id, invoice_no, CAST(amount * 100 AS BIGINT) AS amount_cents,
                confirmed_by, confirmed_at, status
-        FROM staging.stg_finance_writeoffs ORDER BY writeoff_id""",
-    "feedback": """
+        FROM staging.stg_finance_writeoffs""", "writeoff_id"),
+    "feedback": ("""
         SELECT feedback_id, account_no, txn_id, customer_id, order_id, decision, decided_by, decided_at, comment,
                _drop_date, _source_file, _row_number
-        FROM staging.stg_match_feedback ORDER BY feedback_id""",
+        FROM staging.stg_match_feedback""", "feedback_id"),
 }
 
 
+def input_query(name: str) -> str:
+    select, order_by = INPUT_SELECTS[name]
+    return f"{select} ORDER BY {order_by}"
+
+
 def read_matching_inputs(conn: duckdb.DuckDBPyConnection, as_of: datetime) -> MatchingInputs:
-    frames = {name: conn.execute(sql).df() for name, sql in _INPUT_QUERIES.items()}
+    frames = {name: conn.execute(input_query(name)).df() for name in INPUT_SELECTS}
     return MatchingInputs(as_of=as_of, **frames)
 
 

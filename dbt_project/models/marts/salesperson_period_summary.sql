@@ -57,8 +57,8 @@ select
     collected_amount,
     case
         when signed_amount <> 0
-            then cast(signed_amount - recognized_amount as double precision)
-               / cast(signed_amount as double precision)
+            then cast(signed_amount - recognized_amount as {{ type_double() }})
+               / cast(signed_amount as {{ type_double() }})
     end as discrepancy_rate,
     -- Compared in exact decimals, not on the rounded rate.
     coalesce(
