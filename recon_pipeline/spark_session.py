@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Iterator
 from urllib.parse import urlparse
 
 from recon_pipeline.settings import Settings
+from recon_pipeline.sources import SOURCES
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -114,6 +115,11 @@ class SparkOptions:
             "spark.sql.sources.partitionOverwriteMode": "dynamic",
             "spark.sql.shuffle.partitions": str(self.shuffle_partitions),
             "spark.sql.adaptive.enabled": "true",
+            # Partitions (one folder per drop date) are found in the table's folder, not registered
+            # one by one in the metastore: an insert of a year of drops is one write, not thousands of
+            # metastore calls (and Hive's metastore cannot filter on a column named `_drop_date`).
+            "spark.sql.hive.manageFilesourcePartitions": "false",
+            "spark.hadoop.hive.stats.autogather": "false",
             "spark.sql.execution.arrow.pyspark.enabled": "true",
             "spark.local.dir": str(self.dir / "tmp"),
             "spark.ui.enabled": "false",
@@ -227,9 +233,12 @@ logger.hiveconf.level = error
 
 def _quiet_python_side(log_dir: Path) -> None:
     """PySpark's and py4j's Python loggers and warnings go to the log file too."""
+    from pyspark.logger import PySparkLogger
+
     handler = logging.FileHandler(log_dir / "pyspark.log", encoding="utf-8")
     for name in ("pyspark", "py4j", "SQLQueryContextLogger", "DataFrameQueryContextLogger"):
-        logger = logging.getLogger(name)
+        # PySpark logs a failed query's context through its own logger class, which must stay.
+        logger = PySparkLogger.getLogger(name) if name.endswith("ContextLogger") else logging.getLogger(name)
         logger.handlers = [handler]
         logger.propagate = False
         logger.setLevel(logging.WARNING)
@@ -339,3 +348,25 @@ def mirror_warehouse_tables(session: "SparkSession", schema: str, tables: list[s
             session.sql(f"CREATE TABLE {schema}.{table} ({columns}) USING parquet{clause}")
     finally:
         conn.close()
+
+
+# How the Python-owned tables are partitioned in Spark (a reload replaces whole drop partitions).
+PARTITIONS = {**{source: ("_drop_date",) for source in SOURCES}, "quarantine": ("source", "_drop_date"),
+              "ingest_log": ("source", "_drop_date"), "receipt_links": ()}
+
+
+def ensure_spark_schema(session: "SparkSession") -> None:
+    """`warehouse.ensure_schema` for the Spark engine: the namespaces and the Python-owned tables."""
+    for schema in PIPELINE_SCHEMAS:
+        session.sql(f"CREATE DATABASE IF NOT EXISTS {schema}")
+    mirror_warehouse_tables(session, "raw", [*SOURCES, "quarantine", "ingest_log"], PARTITIONS)
+    mirror_warehouse_tables(session, "matching", ["receipt_links"])
+
+
+def dbt_profile_env(options: SparkOptions) -> dict[str, str]:
+    """What the `spark` output of dbt_project/profiles.yml reads from the environment."""
+    return {
+        "RECON_SPARK_DBT_METHOD": options.dbt_method,
+        "RECON_SPARK_THRIFT_HOST": options.thrift_host,
+        "RECON_SPARK_THRIFT_PORT": str(options.thrift_port),
+    }

@@ -18,9 +18,10 @@ The result replaces the Spark table `matching.receipt_links` (amounts back to DE
 from __future__ import annotations
 
 import pickle
+import uuid
 from datetime import datetime
 from functools import partial
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Iterator, NamedTuple
 
 import pandas as pd
 
@@ -34,6 +35,7 @@ from recon_pipeline.matching.seam import INPUT_SELECTS, input_query
 from recon_pipeline.settings import Settings
 
 if TYPE_CHECKING:
+    from pyspark import Broadcast
     from pyspark.sql import DataFrame, SparkSession
 
 # A linked line travels pickled (`engine.LinkedLine`, its link with the evidence objects) next to
@@ -79,18 +81,25 @@ def orders_frame(context: MatchContext) -> pd.DataFrame:
 
 # ---------------------------------------------------------------------------- on the workers
 
-_worker_context: dict[int, MatchContext] = {}
+class Shipped(NamedTuple):
+    """The broadcast context and a token naming the run it belongs to."""
+
+    run_token: str
+    context: "Broadcast"
 
 
-def _context(shipped) -> MatchContext:
+_worker_context: dict[str, MatchContext] = {}
+
+
+def _context(shipped: Shipped) -> MatchContext:
     """The broadcast context, unpickled once per worker process and run."""
-    context = _worker_context.get(shipped.id)
+    context = _worker_context.get(shipped.run_token)
     if context is None:
-        import cloudpickle
+        from pyspark import cloudpickle
 
         _worker_context.clear()
         clear_run_caches()  # a new run: the previous run's payer caches are stale
-        context = _worker_context[shipped.id] = cloudpickle.loads(shipped.value)
+        context = _worker_context[shipped.run_token] = cloudpickle.loads(shipped.context.value)
     return context
 
 
@@ -147,12 +156,12 @@ def _allocate_unassigned(shipped, batches: Iterator[pd.DataFrame]) -> Iterator[p
 
 def build_receipt_links_spark(session: "SparkSession", as_of: datetime, settings: Settings) -> "DataFrame":
     """The rows of `matching.receipt_links` (cents), computed on the cluster (lazy)."""
-    import cloudpickle
+    from pyspark import cloudpickle
     from pyspark.sql import functions as F
 
     context = prepare_matching(read_driver_inputs(session, as_of), settings)
     clear_run_caches()
-    shipped = session.sparkContext.broadcast(cloudpickle.dumps(context))
+    shipped = Shipped(uuid.uuid4().hex, session.sparkContext.broadcast(cloudpickle.dumps(context)))
     bank = session.sql(INPUT_SELECTS["bank"][0])
     linked = bank.mapInPandas(partial(_link_partition, shipped), LINKED_SCHEMA)
     orders = session.createDataFrame(orders_frame(context), ORDERS_SCHEMA)
@@ -169,9 +178,9 @@ def build_receipt_links_spark(session: "SparkSession", as_of: datetime, settings
 
 def refresh_receipt_links_spark(session: "SparkSession", as_of: datetime, settings: Settings) -> dict[str, int]:
     """Replace `matching.receipt_links` in Spark with this run's links; counts per status."""
-    from recon_pipeline.spark_session import mirror_warehouse_tables
+    from recon_pipeline.spark_session import ensure_spark_schema
 
-    mirror_warehouse_tables(session, "matching", ["receipt_links"])
+    ensure_spark_schema(session)
     build_receipt_links_spark(session, as_of, settings).createOrReplaceTempView("_receipt_links")
     columns = ", ".join(session.table("matching.receipt_links").columns)
     session.sql(f"""

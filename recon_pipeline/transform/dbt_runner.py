@@ -40,9 +40,11 @@ def dbt_vars(settings: Settings, as_of: datetime) -> dict:
     return {"as_of": as_of_text(as_of), **settings.dbt_vars()}
 
 
-def dbt_work_dir(warehouse: Path) -> Path:
-    """dbt's target/ and logs/ per warehouse, so two runs never share a manifest."""
-    return Path(warehouse).resolve().parent / ".recon-dbt" / Path(warehouse).stem
+def dbt_work_dir(warehouse: Path, target: str | None = None) -> Path:
+    """dbt's target/ and logs/ per warehouse (and profile target: the Spark engine's manifest
+    holds dbt-spark's macros), so two runs never share a manifest."""
+    name = Path(warehouse).stem + (f".{target}" if target else "")
+    return Path(warehouse).resolve().parent / ".recon-dbt" / name
 
 
 def dbt_env(warehouse: Path) -> dict[str, str]:
@@ -65,16 +67,17 @@ _MANIFESTS: dict[str, object] = {}
 
 
 # The pipeline's profile target: the production warehouse (RECON_WAREHOUSE); `dev` is the analysts'.
+# The Spark engine's production target is `spark` (dbt-spark on the run's session).
 PIPELINE_TARGET = "prod"
 # Set for the pipeline's dbt commands: the prod target refuses to run without it (guard_production_target).
 PIPELINE_ENV = {"RECON_PIPELINE_RUN": "1"}
 
 
-def _common_args(work: Path) -> list[str]:
+def _common_args(work: Path, target: str | None) -> list[str]:
     return [
         "--project-dir", str(DBT_PROJECT_DIR),
         "--profiles-dir", str(DBT_PROJECT_DIR),
-        "--target", PIPELINE_TARGET,
+        "--target", target or PIPELINE_TARGET,
         "--target-path", str(work / "target"),
         "--log-path", str(work / "logs"),
     ]
@@ -100,12 +103,16 @@ def _release_warehouse() -> None:
             env.conn = None
 
 
-def _environment(warehouse: Path):
-    """profiles.yml reads the warehouse path from the environment: set it for this command only."""
-    previous = {k: os.environ.get(k) for k in ("RECON_WAREHOUSE", "DBT_SEND_ANONYMOUS_USAGE_STATS", *PIPELINE_ENV)}
+def _environment(warehouse: Path, profile_env: dict[str, str] | None = None):
+    """profiles.yml reads the warehouse path (and the Spark connection) from the environment:
+    set it for this command only."""
+    profile_env = profile_env or {}
+    previous = {k: os.environ.get(k)
+                for k in ("RECON_WAREHOUSE", "DBT_SEND_ANONYMOUS_USAGE_STATS", *PIPELINE_ENV, *profile_env)}
     os.environ["RECON_WAREHOUSE"] = str(Path(warehouse).resolve())
     os.environ.update(PIPELINE_ENV)
     os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+    os.environ.update(profile_env)
 
     def restore() -> None:
         for key, value in previous.items():
@@ -116,18 +123,19 @@ def _environment(warehouse: Path):
     return restore
 
 
-def parsed_manifest(warehouse: Path, refresh: bool = False):
+def parsed_manifest(warehouse: Path, refresh: bool = False, target: str | None = None,
+                    profile_env: dict[str, str] | None = None):
     """The project's manifest for this warehouse, parsed once per process (partially when dbt can)."""
     from dbt.cli.main import dbtRunner
 
-    work = dbt_work_dir(warehouse)
+    work = dbt_work_dir(warehouse, target)
     with _LOCK:
         if not refresh and Path(warehouse).stem in _MANIFESTS:
             return _MANIFESTS[Path(warehouse).stem]
         work.mkdir(parents=True, exist_ok=True)
-        restore = _environment(warehouse)
+        restore = _environment(warehouse, profile_env)
         try:
-            outcome = dbtRunner().invoke([*_global_args(), "parse", *_common_args(work), "--partial-parse"])
+            outcome = dbtRunner().invoke([*_global_args(), "parse", *_common_args(work, target), "--partial-parse"])
         finally:
             restore()
             _release_warehouse()
@@ -179,17 +187,21 @@ def run_dbt(
     warehouse: Path,
     settings: Settings,
     as_of: datetime,
+    target: str | None = None,
+    profile_env: dict[str, str] | None = None,
 ) -> DbtResult:
-    """One dbt command (e.g. `["build", "--selector", "before_matching"]`) in this process."""
+    """One dbt command (e.g. `["build", "--selector", "before_matching"]`) in this process;
+    `target`: the profile's output (default: `prod`, DuckDB; `spark` for the Spark engine, whose
+    connection settings come in `profile_env`)."""
     from dbt.cli.main import dbtRunner
 
-    work = dbt_work_dir(warehouse)
+    work = dbt_work_dir(warehouse, target)
     log_file = work / "logs" / "dbt.log"
     with _LOCK:
-        manifest = parsed_manifest(warehouse)
-        restore = _environment(warehouse)
+        manifest = parsed_manifest(warehouse, target=target, profile_env=profile_env)
+        restore = _environment(warehouse, profile_env)
         try:
-            args = [*_global_args(), *command, *_common_args(work), "--no-write-json",
+            args = [*_global_args(), *command, *_common_args(work, target), "--no-write-json",
                     "--vars", json.dumps(dbt_vars(settings, as_of))]
             tracker = start_tracking(f"dbt {command[0]}", None, "个节点")
             outcome = dbtRunner(manifest=manifest, callbacks=[_node_counter(tracker), *_crash_hooks(command)]).invoke(args)

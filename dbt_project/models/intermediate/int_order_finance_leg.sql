@@ -66,7 +66,8 @@ receipt_coverage as (
     select
         receipts_running.order_id,
         sum(receipts_running.received_amount) as received_amount,
-        sum(case when receipts_running.received_amount > 0 then 1 else 0 end) as received_credit_count,
+        -- a count: BIGINT on every engine (DuckDB would sum integers into a HUGEINT)
+        cast(sum(case when receipts_running.received_amount > 0 then 1 else 0 end) as {{ dbt.type_bigint() }}) as received_credit_count,
         max(case
             when receipts_running.running_total >= contracts.covered_threshold
              and receipts_running.running_total - receipts_running.received_amount < contracts.covered_threshold
