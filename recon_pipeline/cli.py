@@ -80,18 +80,22 @@ def run(
     send: bool = typer.Option(False, "--notify", help="发送新预警（邮件 / 群机器人），每条只发一次"),
     dry_run: bool = typer.Option(False, "--dry-run", help="只打印将要发送的通知，不发送"),
     wait: float = typer.Option(600, "--wait", envvar="RECON_LOCK_WAIT", min=0, help="仓库正被另一次运行（Dagster 或 recon run）占用时最多等待的秒数"),
+    engine: Optional[str] = typer.Option(
+        None, "--engine", envvar="RECON_ENGINE", help="计算引擎: duckdb（默认，单机）或 spark（PySpark + dbt-spark）"),
     debug: bool = typer.Option(False, "--debug", help="出错时打印完整堆栈"),
     full_refresh: bool = typer.Option(False, "--full-refresh", help="全量重算（忽略上次运行的增量状态）"),
 ) -> None:
     """Ingest every drop dated on or before the as-of, rebuild what changed, evaluate the rules."""
     from recon_pipeline.pipeline import PipelineError, RunContext, RunOptions, run_stages
     from recon_pipeline.progress import TerminalProgress, reporting
+    from recon_pipeline.spark_session import SparkEngineError, engine_choice, stop_spark_session
     from recon_pipeline.summary import print_run_summary
     from recon_pipeline.warehouse import WarehouseBusyError
 
     try:
         settings = load_settings(settings_file)
         moment = parse_as_of(as_of, settings.timezone)
+        chosen = engine_choice(engine, settings)
 
         def progress(stage: str) -> None:
             # Only for people at a terminal: cron and CI read a single error line on stderr.
@@ -100,7 +104,7 @@ def run(
 
         run_context = RunContext(
             landing_dir=landing, warehouse=warehouse, as_of=moment, settings=settings,
-            options=RunOptions(notify=send, dry_run=dry_run, full_refresh=full_refresh),
+            options=RunOptions(notify=send, dry_run=dry_run, full_refresh=full_refresh, engine=chosen),
             echo=lambda line: out.print(line, highlight=False),
         )
         # Long stages draw a bar with counts and time left, only for people at a terminal.
@@ -109,7 +113,7 @@ def run(
             result = run_stages(run_context, progress)
             # The summary reads the warehouse: still under the lock, so the next writer waits for it.
             print_run_summary(result, out)
-    except (PipelineError, AsOfError, FileNotFoundError, WarehouseBusyError) as exc:
+    except (PipelineError, AsOfError, FileNotFoundError, WarehouseBusyError, SparkEngineError) as exc:
         fail(str(exc))
     except Exception as exc:  # noqa: BLE001 - a cron user needs one line, not a traceback
         from recon_pipeline.recovery import corruption_message, is_corruption_error
@@ -119,6 +123,8 @@ def run(
         if debug:
             raise
         fail(f"内部错误 {type(exc).__name__}: {exc}（加 --debug 查看详情）", code=2)
+    finally:
+        stop_spark_session()  # the JVM of a Spark run ends with the command
 
 
 @app.command(

@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Collection, Iterable
+from typing import TYPE_CHECKING, Callable, Collection, Iterable, Iterator
 
 import pandas as pd
 
@@ -65,7 +66,11 @@ class RunOptions:
     notify: bool = False  # send new alerts (e-mail / webhooks), each once
     dry_run: bool = False  # print the notifications that would be sent, send nothing
     full_refresh: bool = False  # recompute everything: forget what earlier runs computed (run_state)
-    # More options go here (e.g. `engine`), with a default that keeps today's behaviour.
+    # Which engine computes the stages: `duckdb` (one process, the warehouse file) or `spark`
+    # (PySpark + dbt-spark, tables as Parquet under the `spark` settings); with either, the
+    # marts end up in the warehouse file and its publication.
+    engine: str = "duckdb"
+    # More options go here, with a default that keeps today's behaviour.
 
 
 @dataclass(frozen=True)
@@ -133,18 +138,21 @@ def ingest(
     """
     if not run.landing_dir.is_dir():
         raise PipelineError(f"落地目录不存在: {run.landing_dir}")
-    with connect(run.warehouse) as conn:
-        if days is None:
-            report = sync_landing(conn, run.landing_dir, as_of_date(run.as_of), run.settings, sources=sources)
-            if not report.loaded and not report.unchanged and not report.failed:
-                report.warnings.append(
-                    f"落地目录中没有日期在 as-of {as_of_text(run.as_of)} 当天或之前的批次，报表为空"
-                )
-        else:
-            report = IngestReport()
-            wanted = sorted(sources) if sources is not None else None
-            drops = [(source, day) for day in days for source in (wanted or _all_sources())]
-            report.loaded, report.failed = load_drops(conn, run.landing_dir, drops, run.settings)
+    drops = None
+    if days is not None:
+        wanted = sorted(sources) if sources is not None else None
+        drops = [(source, day) for day in days for source in (wanted or _all_sources())]
+    if is_spark(run):
+        report = _ingest_on_spark(run, sources, drops)
+    else:
+        with connect(run.warehouse) as conn:
+            if drops is None:
+                report = sync_landing(conn, run.landing_dir, as_of_date(run.as_of), run.settings, sources=sources)
+            else:
+                report = IngestReport()
+                report.loaded, report.failed = load_drops(conn, run.landing_dir, drops, run.settings)
+    if drops is None and not report.loaded and not report.unchanged and not report.failed:
+        report.warnings.append(f"落地目录中没有日期在 as-of {as_of_text(run.as_of)} 当天或之前的批次，报表为空")
     for warning in report.warnings:
         run.warn(warning)
     if report.failed:
@@ -158,6 +166,20 @@ def _all_sources() -> list[str]:
     from recon_pipeline.sources import SOURCES
 
     return sorted(SOURCES)
+
+
+def _ingest_on_spark(run: RunContext, sources: Collection[str] | None, drops: list | None) -> IngestReport:
+    from recon_pipeline.ingest.spark_tables import load_drops_to_spark, sync_landing_to_spark
+
+    session, options = spark(run)
+    scratch = options.dir / "ingest-scratch"
+    with spark_job(run, "ingest"):
+        if drops is None:
+            return sync_landing_to_spark(session, run.landing_dir, as_of_date(run.as_of), run.settings, scratch,
+                                         sources=sources)
+        report = IngestReport()
+        report.loaded, report.failed = load_drops_to_spark(session, run.landing_dir, drops, run.settings, scratch)
+        return report
 
 
 # ---------------------------------------------------------------------------- what changed
@@ -221,7 +243,7 @@ def dbt_build(run: RunContext, selector: str, with_tests: bool = True) -> DbtRes
     its data tests (`dbt run`) when the caller knows they passed on the same data."""
     mark_computing(run)
     command = dbt_build_command(run) if with_tests else ["run"]
-    outcome = run_dbt([*command, "--selector", selector], run.warehouse, run.settings, run.as_of)
+    outcome = run_dbt([*command, "--selector", selector], run.warehouse, run.settings, run.as_of, **dbt_target(run))
     if not outcome.ok:
         damaged = next((failure for failure in outcome.failures if mentions_corruption(failure)), None)
         if damaged:
@@ -243,12 +265,26 @@ def dbt_staging(run: RunContext, plan: RunPlan | None = None) -> DbtResult:
 
 def dbt_marts(run: RunContext, plan: RunPlan | None = None, matching_changed: bool = True) -> DbtResult:
     """Everything after the matching seam: intermediate models and the marts. Their tests read
-    the matching output too: they run again whenever matching changed rows."""
+    the matching output too: they run again whenever matching changed rows. On Spark, the
+    tables it built then replace their copies in the warehouse file (what alerts, the health
+    board and the publication read)."""
     with_tests = plan is None or plan.tests_needed("dbt_marts") or matching_changed
     outcome = dbt_build(run, DBT_AFTER_MATCHING, with_tests)
+    if is_spark(run):
+        copy_spark_tables(run)
     if plan is not None and with_tests:
         _passed_tests(run, "dbt_marts", plan.data_key)
     return outcome
+
+
+def dbt_target(run: RunContext) -> dict:
+    """`run_dbt`'s target arguments: the default (DuckDB), or dbt-spark on the run's session."""
+    if not is_spark(run):
+        return {}
+    from recon_pipeline.spark_session import dbt_profile_env
+
+    _, options = spark(run)  # dbt-spark (method session) joins the session started here
+    return {"target": "spark", "profile_env": dbt_profile_env(options)}
 
 
 # ---------------------------------------------------------------------------- matching
@@ -265,9 +301,17 @@ class LinkSummary:
 
 
 def match(run: RunContext) -> LinkSummary:
-    """Payer matching and allocation: staging -> matching.receipt_links (incremental unless
-    there is no usable previous state or the run is a full refresh)."""
+    """Payer matching and allocation: staging -> matching.receipt_links (on DuckDB incremental
+    unless there is no usable previous state or the run is a full refresh)."""
     mark_computing(run)
+    if is_spark(run):
+        from recon_pipeline.matching.spark_matching import receipt_link_counts, refresh_receipt_links_spark
+
+        session, _ = spark(run)
+        with spark_job(run, "matching"):
+            refresh_receipt_links_spark(session, run.as_of, run.settings)
+            rows, by_status, by_method, credits, linked = receipt_link_counts(session)
+        return LinkSummary(rows, by_status, by_method, round(linked / credits, 4) if credits else 0.0)
     with connect(run.warehouse) as conn:
         outcome = refresh_receipt_links(conn, run.as_of, run.settings, full_refresh=run.options.full_refresh)
         metrics = link_metrics(conn)
@@ -385,3 +429,54 @@ def notify(run: RunContext) -> notifications.DispatchSummary | None:
     if not summary.ok:
         raise PipelineError(f"部分通知未发送，下次运行将补发: {summary.to_text()}")
     return summary
+
+
+# ---------------------------------------------------------------------------- the Spark engine
+
+
+def is_spark(run: RunContext) -> bool:
+    return run.options.engine == "spark"
+
+
+def spark(run: RunContext):
+    """(the run's SparkSession, its options): started once per process from the `spark` settings."""
+    from recon_pipeline.spark_session import SparkEngineError, SparkOptions, spark_session
+
+    try:
+        options = SparkOptions.from_settings(run.settings, run.warehouse)
+        return spark_session(options), options
+    except SparkEngineError as exc:
+        raise PipelineError(str(exc)) from None
+
+
+@contextmanager
+def spark_job(run: RunContext, stage: str) -> Iterator[None]:
+    """A Spark job that fails becomes one line; the run stops before the warehouse file (and so
+    its publication) is touched."""
+    try:
+        yield
+    except Exception as exc:  # noqa: BLE001 - Spark's errors are Java traces: the user gets one line
+        from py4j.protocol import Py4JError
+        from pyspark.errors import PySparkException
+
+        if not isinstance(exc, (PySparkException, Py4JError)):
+            raise
+        from recon_pipeline.spark_session import SparkOptions
+
+        log_dir = SparkOptions.from_settings(run.settings, run.warehouse).log_dir
+        reason = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+        raise PipelineError(
+            f"Spark 作业失败（{stage}）：{reason[:300]}；数据仓库与发布保持上一次成功运行的结果；日志: {log_dir}"
+        ) from None
+
+
+def copy_spark_tables(run: RunContext) -> dict[str, int]:
+    """The Spark run's tables (every dbt model and the matching seam) into the warehouse file."""
+    from recon_pipeline.publish.from_spark import built_tables, copy_into_duckdb
+    from recon_pipeline.transform.dbt_runner import parsed_manifest
+
+    session, _ = spark(run)
+    target = dbt_target(run)
+    with spark_job(run, "copy"):
+        tables = built_tables(parsed_manifest(run.warehouse, **target))
+        return copy_into_duckdb(session, tables, run.warehouse, run.settings.timezone)

@@ -15,13 +15,13 @@ from __future__ import annotations
 import shutil
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Collection
 
 from recon_pipeline.ingest.loader import DropResult, IngestReport, changed_drops, load_drops
 from recon_pipeline.settings import Settings
 from recon_pipeline.spark_session import PARTITIONS, ensure_spark_schema
 from recon_pipeline.sources import SOURCES
-from recon_pipeline.warehouse import connect, ensure_schema
+from recon_pipeline.warehouse import connect
 
 if TYPE_CHECKING:
     import duckdb
@@ -33,23 +33,34 @@ def _known_fingerprints(session: "SparkSession") -> dict[tuple[str, date], str]:
 
 
 def sync_landing_to_spark(
-    session: "SparkSession", landing_dir: Path, until: date, settings: Settings, scratch_dir: Path
+    session: "SparkSession", landing_dir: Path, until: date, settings: Settings, scratch_dir: Path,
+    sources: Collection[str] | None = None,
 ) -> IngestReport:
     """`loader.sync_landing` for the Spark engine: load every new or changed drop dated on or
     before `until` into the Spark raw tables. A drop that fails is reported and left out."""
+    ensure_spark_schema(session)
+    report, fingerprints = changed_drops(landing_dir, until, settings, _known_fingerprints(session), sources)
+    if fingerprints:
+        report.loaded, report.failed = load_drops_to_spark(session, landing_dir, list(fingerprints), settings,
+                                                           scratch_dir, fingerprints)
+    return report
+
+
+def load_drops_to_spark(
+    session: "SparkSession", landing_dir: Path, drops: list[tuple[str, date]], settings: Settings, scratch_dir: Path,
+    fingerprints: dict[tuple[str, date], str] | None = None,
+) -> tuple[list[DropResult], list[str]]:
+    """`loader.load_drops` for the Spark engine: (loaded, failure messages)."""
+    ensure_spark_schema(session)
     scratch_dir = Path(scratch_dir)
     shutil.rmtree(scratch_dir, ignore_errors=True)
     scratch_dir.mkdir(parents=True)
     try:
         with connect(scratch_dir / "typing.duckdb") as conn:
-            ensure_schema(conn)
-            ensure_spark_schema(session)
-            report, fingerprints = changed_drops(landing_dir, until, settings, _known_fingerprints(session))
-            if fingerprints:
-                report.loaded, report.failed = load_drops(conn, landing_dir, list(fingerprints), settings, fingerprints)
-            if report.loaded:
-                _replace_partitions(session, conn, report.loaded, scratch_dir)
-        return report
+            loaded, failed = load_drops(conn, landing_dir, drops, settings, fingerprints)
+            if loaded:
+                _replace_partitions(session, conn, loaded, scratch_dir)
+        return loaded, failed
     finally:
         shutil.rmtree(scratch_dir, ignore_errors=True)
 

@@ -176,8 +176,8 @@ def build_receipt_links_spark(session: "SparkSession", as_of: datetime, settings
     return assigned.unionByName(unassigned)
 
 
-def refresh_receipt_links_spark(session: "SparkSession", as_of: datetime, settings: Settings) -> dict[str, int]:
-    """Replace `matching.receipt_links` in Spark with this run's links; counts per status."""
+def refresh_receipt_links_spark(session: "SparkSession", as_of: datetime, settings: Settings) -> None:
+    """Replace `matching.receipt_links` in Spark with this run's links."""
     from recon_pipeline.spark_session import ensure_spark_schema
 
     ensure_spark_schema(session)
@@ -191,5 +191,20 @@ def refresh_receipt_links_spark(session: "SparkSession", as_of: datetime, settin
                    match_method, match_score, match_status, evidence
             FROM _receipt_links)""")
     session.catalog.dropTempView("_receipt_links")
-    rows = session.sql("SELECT match_status, count(*) AS n FROM matching.receipt_links GROUP BY match_status").collect()
-    return {row.match_status: int(row.n) for row in rows}
+
+
+def receipt_link_counts(session: "SparkSession") -> tuple[int, dict[str, int], dict[str, int], int, int]:
+    """(rows, rows by status, rows by method, credits, credits linked auto or confirmed) of the
+    Spark seam table, counted where it lives."""
+    by = session.sql("SELECT match_status, match_method, count(*) AS n FROM matching.receipt_links GROUP BY 1, 2").collect()
+    credits = session.sql("""
+        SELECT count(DISTINCT account_no, txn_id) AS credits,
+               count(DISTINCT CASE WHEN match_status IN ('auto_linked', 'confirmed') THEN account_no END,
+                              CASE WHEN match_status IN ('auto_linked', 'confirmed') THEN txn_id END) AS linked
+        FROM matching.receipt_links WHERE allocated_amount > 0""").collect()[0]
+    by_status: dict[str, int] = {}
+    by_method: dict[str, int] = {}
+    for row in by:
+        by_status[row.match_status] = by_status.get(row.match_status, 0) + int(row.n)
+        by_method[row.match_method] = by_method.get(row.match_method, 0) + int(row.n)
+    return sum(by_status.values()), by_status, by_method, int(credits.credits), int(credits.linked)

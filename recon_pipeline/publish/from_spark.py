@@ -98,7 +98,7 @@ def copy_sql(table: SparkTable, timezone: str) -> tuple[str, str | None]:
     return create, f"INSERT INTO {qualified} SELECT {selected} FROM {source} ORDER BY ALL"
 
 
-def built_tables(session: "SparkSession", manifest) -> list[tuple[str, str]]:
+def built_tables(manifest) -> list[tuple[str, str]]:
     """The Spark tables to copy: every dbt model (from the run's manifest) and the seam."""
     models = sorted({(node.schema, node.alias) for node in manifest.nodes.values() if node.resource_type == "model"})
     return [*PYTHON_TABLES, *models]

@@ -17,7 +17,7 @@ import os
 import shutil
 import sys
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -34,6 +34,7 @@ class DbtResult:
     counts: dict[str, int]  # status -> number of nodes
     failures: list[str]  # "model.recon.x: message"
     log_file: Path
+    nodes: list[tuple[str, str]] = field(default_factory=list)  # (unique_id, status) of every node run
 
 
 def dbt_vars(settings: Settings, as_of: datetime) -> dict:
@@ -159,18 +160,20 @@ def _node_counter(tracker: Tracker):
     return on_event
 
 
-def _results_summary(results) -> tuple[dict[str, int], list[str]]:
+def _results_summary(results) -> tuple[dict[str, int], list[str], list[tuple[str, str]]]:
     counts: dict[str, int] = {}
     failures: list[str] = []
+    nodes: list[tuple[str, str]] = []
     for node_result in getattr(results, "results", None) or []:
         status = str(getattr(node_result.status, "value", node_result.status))
         counts[status] = counts.get(status, 0) + 1
+        nodes.append((node_result.node.unique_id, status))
         if status in ("error", "fail", "runtime error"):
             message = (node_result.message or "").strip().splitlines()
             # A damaged warehouse shows on a later line of dbt's message: keep that one.
             shown = next((line.strip() for line in message if mentions_corruption(line)), message[0] if message else status)
             failures.append(f"{node_result.node.unique_id}: {shown}")
-    return counts, failures
+    return counts, failures, nodes
 
 
 def _crash_hooks(command: list[str]) -> list:
@@ -209,7 +212,7 @@ def run_dbt(
             tracker.close()
             restore()
             _release_warehouse()
-    counts, failures = _results_summary(outcome.result)
+    counts, failures, nodes = _results_summary(outcome.result)
     if not outcome.success and not failures:
         failures.append(str(outcome.exception or f"dbt {command[0]} 未成功，见 {log_file}").splitlines()[0])
-    return DbtResult(bool(outcome.success), counts, failures, log_file)
+    return DbtResult(bool(outcome.success), counts, failures, log_file, nodes)
