@@ -11,7 +11,7 @@ DAGSTER_HOME_DIR := $(abspath .dagster_home)
 DAGSTER_ENV := DAGSTER_HOME=$(DAGSTER_HOME_DIR) RECON_LANDING_DIR=$(abspath $(DEMO_DIR)/landing) RECON_WAREHOUSE=$(WAREHOUSE)
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 
-.PHONY: install manifest browser servers demo test test-fast ui bench clean
+.PHONY: install manifest browser servers java demo test test-fast ui bench clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,14 @@ servers:
 			-o DPkg::Lock::Timeout=600 postgresql openssh-server >/dev/null; \
 	fi
 
+# The Spark engine's tests run Spark in local mode on Debian's Java 17. Installed when missing and we
+# may (root); otherwise those tests skip with the reason.
+java:
+	@if ! command -v java >/dev/null && [ -z "$$JAVA_HOME" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing openjdk-17-jre-headless (apt-get)"; \
+		apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=600 openjdk-17-jre-headless >/dev/null; \
+	fi
+
 # The demo runs through the production runner (the Dagster job, persistent instance in
 # .dagster_home), so `make ui` then shows its run, step logs, dbt checks and partitions.
 demo: manifest
@@ -67,7 +75,7 @@ ui: manifest
 	$(DAGSTER_ENV) $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(DAGSTER_PORT)
 
 # The whole suite, end-to-end group included.
-test: manifest browser servers
+test: manifest browser servers java
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 # Unit tests only (fast loop while developing).

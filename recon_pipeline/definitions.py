@@ -14,7 +14,7 @@ from recon_pipeline.orchestration.extract_assets import extract_assets, extract_
 from recon_pipeline.orchestration.ingest_assets import ingest_assets
 from recon_pipeline.orchestration.matching_assets import receipt_links
 from recon_pipeline.orchestration.publish_assets import alert_notifications, published_mart
-from recon_pipeline.orchestration.resources import ReconResource
+from recon_pipeline.orchestration.resources import EngineResource, ReconResource
 from recon_pipeline.transform.dbt_runner import PIPELINE_TARGET, dbt_executable
 
 explain_partition_errors()
@@ -23,7 +23,7 @@ defs = dg.Definitions(
     assets=[*extract_assets, *with_extract_upstream(ingest_assets), dbt_staging, receipt_links, dbt_marts,
             period_adjustments, health_metrics, open_alerts, published_mart, alert_notifications, period_close],
     resources={
-        "recon": ReconResource(),
+        "recon": ReconResource(engine=EngineResource()),
         "dbt": DbtCliResource(project_dir=dbt_project(), dbt_executable=dbt_executable(), target=PIPELINE_TARGET),
     },
     jobs=[*jobs, close_job, *extract_jobs],

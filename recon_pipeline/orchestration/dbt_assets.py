@@ -7,6 +7,7 @@ everything downstream of `matching/receipt_links`. dbt tests show up as asset ch
 
 
 import hashlib
+import json
 import os
 import re
 from functools import cache
@@ -15,6 +16,7 @@ from typing import Any, Iterator, Mapping
 
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
+from dagster_dbt.asset_utils import get_asset_check_key_for_test
 
 from recon_pipeline import stages
 from recon_pipeline.orchestration.resources import ReconResource, as_of_metadata, run_context
@@ -120,8 +122,11 @@ def dbt_project() -> DbtProject:
 translator = ReconDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
 
 
-def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, recon: ReconResource) -> Iterator:
+def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, recon: ReconResource, selector: str) -> Iterator:
     run = run_context(context, recon)
+    if stages.is_spark(run):
+        yield from _build_on_spark(context, run, selector)
+        return
     # dbt's profiles.yml reads the warehouse path from the environment; the prod target refuses
     # to run outside the pipeline (guard_production_target).
     os.environ["RECON_WAREHOUSE"] = str(run.warehouse)
@@ -146,7 +151,7 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, recon: ReconR
     pool="warehouse",
 )
 def dbt_staging(context: dg.AssetExecutionContext, dbt: DbtCliResource, recon: ReconResource):
-    yield from _build(context, dbt, recon)
+    yield from _build(context, dbt, recon, stages.DBT_BEFORE_MATCHING)
 
 
 @dbt_assets(
@@ -158,4 +163,23 @@ def dbt_staging(context: dg.AssetExecutionContext, dbt: DbtCliResource, recon: R
     pool="warehouse",
 )
 def dbt_marts(context: dg.AssetExecutionContext, dbt: DbtCliResource, recon: ReconResource):
-    yield from _build(context, dbt, recon)
+    yield from _build(context, dbt, recon, stages.DBT_AFTER_MATCHING)
+
+
+def _build_on_spark(context: dg.AssetExecutionContext, run: stages.RunContext, selector: str) -> Iterator:
+    """dbt-spark runs inside this process, on the run's SparkSession (dagster-dbt's CLI would
+    start another process, which the local metastore does not admit): the stage function builds
+    and, like dagster-dbt, each model is reported materialized and each test as its asset check."""
+    build = stages.dbt_marts if selector == stages.DBT_AFTER_MATCHING else stages.dbt_staging
+    outcome = build(run)
+    manifest = json.loads(Path(dbt_project().manifest_path).read_text(encoding="utf-8"))
+    for unique_id, status in outcome.nodes:
+        if unique_id.startswith("model."):
+            key = translator.get_asset_spec(manifest, unique_id, dbt_project()).key
+            if key in context.selected_asset_keys:
+                yield dg.MaterializeResult(asset_key=key, metadata={**as_of_metadata(run), "engine": "spark"})
+        elif unique_id.startswith("test."):
+            check = get_asset_check_key_for_test(manifest, translator, unique_id, dbt_project())
+            if check is not None and check in context.selected_asset_check_keys:
+                yield dg.AssetCheckResult(asset_key=check.asset_key, check_name=check.name, passed=status == "pass",
+                                          metadata={"status": status})

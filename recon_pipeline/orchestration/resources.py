@@ -16,7 +16,7 @@ import dagster as dg
 
 from recon_pipeline.as_of import as_of_text, parse_as_of
 from recon_pipeline.settings import PROJECT_ROOT, Settings, load_settings
-from recon_pipeline.stages import RunContext, RunOptions
+from recon_pipeline.stages import PipelineError, RunContext, RunOptions
 from recon_pipeline.warehouse import WarehouseBusyError, hold_warehouse
 
 AS_OF_TAG = "recon/as_of"
@@ -32,10 +32,32 @@ def _env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
 
+class EngineResource(dg.ConfigurableResource):
+    """Which engine computes the stages: `duckdb` or `spark` (`recon run --engine`, env
+    `RECON_ENGINE`; empty: the settings' `engine`). The assets are the same on both. A Spark run
+    starts its SparkSession at its first Spark step and stops it when the run ends."""
+
+    name: str = os.environ.get("RECON_ENGINE", "")
+
+    def choice(self, settings: Settings) -> str:
+        from recon_pipeline.spark_session import SparkEngineError, engine_choice
+
+        try:
+            return engine_choice(self.name or None, settings)
+        except SparkEngineError as exc:
+            raise PipelineError(str(exc)) from None
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        from recon_pipeline.spark_session import stop_spark_session
+
+        stop_spark_session()
+
+
 class ReconResource(dg.ConfigurableResource):
     """Paths, settings and run options shared by every asset (same env vars as the `recon` command).
 
-    `notify` stands for `recon run --notify` (env `RECON_NOTIFY=1`), `dry_run` for `--dry-run`.
+    `notify` stands for `recon run --notify` (env `RECON_NOTIFY=1`), `dry_run` for `--dry-run`,
+    `engine` for `--engine`.
     """
 
     landing_dir: str = os.environ.get("RECON_LANDING_DIR", DEFAULT_LANDING_DIR)
@@ -45,6 +67,9 @@ class ReconResource(dg.ConfigurableResource):
     dry_run: bool = _env_flag("RECON_NOTIFY_DRY_RUN")
     # How long a run waits for the warehouse when `recon run` or another Dagster run writes it.
     lock_wait_seconds: float = float(os.environ.get("RECON_LOCK_WAIT", "600"))
+    # The engine as a resource of its own (definitions.py gives it): it owns the Spark session's
+    # lifetime. Without one, RECON_ENGINE or the settings' `engine` decide.
+    engine: Optional[EngineResource] = None
 
     @contextmanager
     def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator["ReconResource"]:
@@ -76,8 +101,9 @@ class ReconResource(dg.ConfigurableResource):
     def landing_path(self) -> Path:
         return Path(self.landing_dir).resolve()
 
-    def options(self) -> RunOptions:
-        return RunOptions(notify=self.notify, dry_run=self.dry_run)
+    def options(self, settings: Settings | None = None) -> RunOptions:
+        engine = (self.engine or EngineResource()).choice(settings or self.settings())
+        return RunOptions(notify=self.notify, dry_run=self.dry_run, engine=engine)
 
 
 def run_as_of(context: dg.AssetExecutionContext | dg.OpExecutionContext, settings: Settings) -> datetime:
@@ -108,7 +134,7 @@ def run_context(context: dg.AssetExecutionContext | dg.OpExecutionContext, recon
         warehouse=recon.warehouse_path,
         as_of=run_as_of(context, settings),
         settings=settings,
-        options=recon.options(),
+        options=recon.options(settings),
         echo=context.log.info,
         warn=context.log.warning,
         door=f"dagster run {context.run_id}",
