@@ -126,8 +126,7 @@ def test_dagster_nightly_job_runs_on_spark(both_engines):
     assert result.success
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert {"mart/fct_order_reconciliation", "matching/receipt_links", "publish/published_mart"} <= materialized
-    checks = [e.event_specific_data.asset_check_evaluation for e in result.all_events
-              if e.event_type_value == "ASSET_CHECK_EVALUATION"]
+    checks = [e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
     assert checks and all(c.passed for c in checks if c.asset_check_key.name.startswith("not_null"))
     assert spark.publication.published_path.stat().st_mtime_ns > before
     assert_same_marts(duck.publication.published_path, spark.publication.published_path)
