@@ -8,6 +8,8 @@ A stage's inputs are fingerprinted from four parts:
 - `settings`: the merged settings file (business rules, mappings, thresholds).
 - `as_of`: the run's as-of itself. Time rules (alerts, health, which lines are booked, which
   legs have closed) read it, so every stage that evaluates time rules depends on it.
+- `engine`: `duckdb` or `spark`. The Spark engine keeps its raw history in its own tables (its
+  ingest log gives `data`); switching engines recomputes everything once.
 
 A *no-change run* is one whose four parts equal the last successful run's: every stage after
 ingestion is skipped (the warehouse and the publication already hold its result). When only
@@ -28,6 +30,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
+from typing import Iterable
 
 import duckdb
 
@@ -72,13 +75,18 @@ def settings_fingerprint(settings: Settings) -> str:
     return _digest(json.dumps(settings.raw or {}, sort_keys=True, ensure_ascii=False, default=str))
 
 
+# The ingest log's rows visible at the as-of date (the SQL runs on DuckDB and Spark alike).
+VISIBLE_DROPS_SQL = """SELECT source, CAST(_drop_date AS STRING), fingerprint FROM raw.ingest_log
+                       WHERE _drop_date <= ? ORDER BY source, _drop_date"""
+
+
 def data_fingerprint(conn: duckdb.DuckDBPyConnection, visible_until: date) -> str:
     """The drops visible at the as-of date, by their files' fingerprints."""
-    rows = conn.execute(
-        """SELECT source, CAST(_drop_date AS VARCHAR), fingerprint FROM raw.ingest_log
-           WHERE _drop_date <= ? ORDER BY source, _drop_date""",
-        [visible_until],
-    ).fetchall()
+    return drops_fingerprint(conn.execute(VISIBLE_DROPS_SQL, [visible_until]).fetchall())
+
+
+def drops_fingerprint(rows: Iterable[tuple[str, str, str]]) -> str:
+    """(source, drop date, file fingerprint) of the visible drops, in that order, as one fingerprint."""
     return _digest(*("|".join(row) for row in rows))
 
 
@@ -90,14 +98,17 @@ class RunInputs:
     code: str
     settings: str
     as_of: str
+    engine: str = "duckdb"
 
     @classmethod
-    def measure(cls, conn: duckdb.DuckDBPyConnection, as_of: datetime, settings: Settings) -> "RunInputs":
-        return cls(data_fingerprint(conn, as_of.date()), code_fingerprint(), settings_fingerprint(settings),
-                   as_of_text(as_of))
+    def measure(cls, conn: duckdb.DuckDBPyConnection, as_of: datetime, settings: Settings, engine: str = "duckdb",
+                data: str | None = None) -> "RunInputs":
+        """`data`: the visible drops' fingerprint when the ingest log is not the warehouse's (Spark)."""
+        return cls(data if data is not None else data_fingerprint(conn, as_of.date()), code_fingerprint(),
+                   settings_fingerprint(settings), as_of_text(as_of), engine)
 
     def key(self, *, with_as_of: bool = True) -> str:
-        return _digest(self.data, self.code, self.settings, self.as_of if with_as_of else "")
+        return _digest(self.data, self.code, self.settings, self.engine, self.as_of if with_as_of else "")
 
 
 def ensure_state(conn: duckdb.DuckDBPyConnection) -> None:

@@ -45,7 +45,10 @@ if TYPE_CHECKING:
 from recon_pipeline.matching.seam import link_metrics, refresh_receipt_links
 from recon_pipeline.publish.publication import PublishError, PublishStats, default_published_path, publish_mart
 from recon_pipeline.recovery import corruption_message, mentions_corruption
-from recon_pipeline.run_state import RunInputs, forget_fingerprints, record_fingerprint, stored_fingerprints
+from recon_pipeline.run_state import (
+    VISIBLE_DROPS_SQL, RunInputs, code_fingerprint, drops_fingerprint, forget_fingerprints, record_fingerprint,
+    stored_fingerprints,
+)
 from recon_pipeline.settings import Settings
 from recon_pipeline.transform.dbt_runner import DbtResult, dbt_vars, dbt_work_dir, run_dbt
 from recon_pipeline.warehouse import connect
@@ -207,17 +210,33 @@ def plan(run: RunContext) -> RunPlan:
     with connect(run.warehouse) as conn:
         if run.options.full_refresh:
             forget_fingerprints(conn)
-        inputs = RunInputs.measure(conn, run.as_of, run.settings)
+        inputs = run_inputs(run, conn)
         done = stored_fingerprints(conn)
     run_key = inputs.key()
     no_change = done.get("run") == run_key and default_published_path(run.warehouse).exists()
     return RunPlan(run_key, inputs.key(with_as_of=False), done, no_change)
 
 
+def run_inputs(run: RunContext, conn) -> RunInputs:
+    """The run's input fingerprints; on Spark the visible drops are those of Spark's ingest log."""
+    data = None
+    if is_spark(run):
+        session, _ = spark(run)
+        with spark_job(run, "ingest"):
+            rows = session.sql(VISIBLE_DROPS_SQL, args=[as_of_date(run.as_of)]).collect()
+        data = drops_fingerprint(tuple(row) for row in rows)
+    return RunInputs.measure(conn, run.as_of, run.settings, run.options.engine, data)
+
+
 def mark_computing(run: RunContext) -> None:
     """A stage is about to change the warehouse: it no longer holds the last published run's result."""
     with connect(run.warehouse) as conn:
         forget_fingerprints(conn, "run")
+
+
+def _stored(run: RunContext, stage: str) -> str | None:
+    with connect(run.warehouse) as conn:
+        return stored_fingerprints(conn).get(stage)
 
 
 def _passed_tests(run: RunContext, stage: str, data_key: str) -> None:
@@ -240,10 +259,21 @@ def dbt_cli_args(run: RunContext) -> list[str]:
 
 def dbt_build(run: RunContext, selector: str, with_tests: bool = True) -> DbtResult:
     """Build one half of the dbt project (`DBT_BEFORE_MATCHING` or `DBT_AFTER_MATCHING`); without
-    its data tests (`dbt run`) when the caller knows they passed on the same data."""
+    its data tests (`dbt run`) when the caller knows they passed on the same data.
+
+    On Spark the dbt unit tests (fixed inputs, no data) run once per code version: each costs
+    tens of seconds there (Spark plans the fixture rows and the model's CTEs for every case)."""
     mark_computing(run)
     command = dbt_build_command(run) if with_tests else ["run"]
+    unit_tests_key = f"{selector}_unit_tests_{run.options.engine}"
+    # (`--full-refresh` forgets the record: they run again.)
+    skip_unit_tests = with_tests and is_spark(run) and _stored(run, unit_tests_key) == code_fingerprint()
+    if skip_unit_tests:
+        command = [*command, "--exclude-resource-type", "unit_test"]
     outcome = run_dbt([*command, "--selector", selector], run.warehouse, run.settings, run.as_of, **dbt_target(run))
+    if outcome.ok and with_tests and is_spark(run) and not skip_unit_tests:
+        with connect(run.warehouse) as conn:
+            record_fingerprint(conn, unit_tests_key, code_fingerprint())
     if not outcome.ok:
         damaged = next((failure for failure in outcome.failures if mentions_corruption(failure)), None)
         if damaged:
@@ -370,7 +400,7 @@ def publish(run: RunContext) -> PublishStats:
     write_run_record(run)
     # What this publication was computed from: a later run with the same inputs skips the work.
     with connect(run.warehouse) as conn:
-        record_fingerprint(conn, "run", RunInputs.measure(conn, run.as_of, run.settings).key())
+        record_fingerprint(conn, "run", run_inputs(run, conn).key())
     return stats
 
 

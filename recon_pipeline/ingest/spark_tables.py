@@ -17,7 +17,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Collection
 
-from recon_pipeline.ingest.loader import DropResult, IngestReport, changed_drops, load_drops
+from recon_pipeline.ingest.loader import DropResult, IngestReport, changed_drops, drop_warnings, load_drops
 from recon_pipeline.settings import Settings
 from recon_pipeline.spark_session import PARTITIONS, ensure_spark_schema
 from recon_pipeline.sources import SOURCES
@@ -43,6 +43,7 @@ def sync_landing_to_spark(
     if fingerprints:
         report.loaded, report.failed = load_drops_to_spark(session, landing_dir, list(fingerprints), settings,
                                                            scratch_dir, fingerprints)
+        report.warnings += drop_warnings(report.loaded)
     return report
 
 

@@ -3,8 +3,10 @@
 The Spark engine's tables are Parquet files in the Spark warehouse directory. Once every Spark
 stage has succeeded, the tables dbt built (staging, intermediate, mart) and `matching.receipt_links`
 are read from those files by DuckDB and replace their namesakes in the DuckDB file given by
-`--warehouse`, in one transaction. From there the rest is the DuckDB engine's own code: the alert
-rules and the health board (which keep their history in that file), then the publication
+`--warehouse`, in one transaction (which also forgets the DuckDB engine's incremental matching
+state: those links are no longer the ones it computed, so its next run matches in full). From
+there the rest is the DuckDB engine's own code: the alert rules and the health board (which keep
+their history in that file), then the publication
 (`<stem>.published.duckdb`) that the dashboard, BI tools and the acceptance scorer read. A Spark
 run that fails earlier never reaches this step, so the DuckDB file and its publication keep their
 last good state.
@@ -20,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from recon_pipeline.matching.incremental import forget_snapshot
 from recon_pipeline.warehouse import connect
 
 if TYPE_CHECKING:
@@ -125,6 +128,7 @@ def copy_into_duckdb(session: "SparkSession", tables: list[tuple[str, str]], war
                     conn.execute(insert)
                 counts[f"{table.schema}.{table.name}"] = conn.execute(
                     f'SELECT count(*) FROM {table.schema}."{table.name}"').fetchone()[0]
+            forget_snapshot(conn)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")

@@ -126,13 +126,15 @@ def _environment(warehouse: Path, profile_env: dict[str, str] | None = None):
 
 def parsed_manifest(warehouse: Path, refresh: bool = False, target: str | None = None,
                     profile_env: dict[str, str] | None = None):
-    """The project's manifest for this warehouse, parsed once per process (partially when dbt can)."""
+    """The project's manifest for this warehouse and target, parsed once per process (partially
+    when dbt can). Each adapter's manifest holds its own macros: never the DuckDB one for Spark."""
     from dbt.cli.main import dbtRunner
 
     work = dbt_work_dir(warehouse, target)
+    key = work.name
     with _LOCK:
-        if not refresh and Path(warehouse).stem in _MANIFESTS:
-            return _MANIFESTS[Path(warehouse).stem]
+        if not refresh and key in _MANIFESTS:
+            return _MANIFESTS[key]
         work.mkdir(parents=True, exist_ok=True)
         restore = _environment(warehouse, profile_env)
         try:
@@ -142,7 +144,7 @@ def parsed_manifest(warehouse: Path, refresh: bool = False, target: str | None =
             _release_warehouse()
         if not outcome.success or outcome.result is None:
             raise RuntimeError(f"dbt parse 失败: {outcome.exception or '见 ' + str(work / 'logs' / 'dbt.log')}")
-        _MANIFESTS[Path(warehouse).stem] = outcome.result
+        _MANIFESTS[key] = outcome.result
         return outcome.result
 
 
