@@ -57,11 +57,12 @@ class SparkOptions:
     timezone: str
     driver_memory: str = "2g"
     executor_memory: str = "2g"
-    shuffle_partitions: int = 8
+    shuffle_partitions: int = 0  # 0: as many as local cores in local mode, Spark's default (200) on a cluster
     metastore_uri: str | None = None
     dbt_method: str = "session"
     thrift_host: str = "localhost"
     thrift_port: int = 10000
+    dbt_threads: int = 0  # 0: the local cores in local mode, 8 on a cluster
     conf: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -79,17 +80,26 @@ class SparkOptions:
             timezone=settings.timezone,
             driver_memory=str(own.get("driver_memory") or "2g"),
             executor_memory=str(own.get("executor_memory") or "2g"),
-            shuffle_partitions=int(own.get("shuffle_partitions") or 8),
+            shuffle_partitions=int(own.get("shuffle_partitions") or 0),
             metastore_uri=own.get("metastore_uri") or None,
             dbt_method=method,
             thrift_host=str(own.get("thrift_host") or "localhost"),
             thrift_port=int(own.get("thrift_port") or 10000),
+            dbt_threads=int(own.get("dbt_threads") or 0),
             conf={str(k): str(v) for k, v in (own.get("conf") or {}).items()},
         )
 
     @property
     def is_local(self) -> bool:
         return self.master.startswith("local")
+
+    @property
+    def local_cores(self) -> int:
+        """The cores of a local master: local -> 1, local[2] / local[2,3] -> 2, local[*] -> all."""
+        found = re.fullmatch(r"local(?:-cluster)?(?:\[(\*|\d+)(?:,\s*\d+)?\])?", self.master.strip())
+        if not found or found.group(1) is None:
+            return 1
+        return (os.cpu_count() or 1) if found.group(1) == "*" else int(found.group(1))
 
     @property
     def log_dir(self) -> Path:
@@ -113,7 +123,9 @@ class SparkOptions:
             "spark.sql.decimalOperations.allowPrecisionLoss": "false",
             "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
             "spark.sql.sources.partitionOverwriteMode": "dynamic",
-            "spark.sql.shuffle.partitions": str(self.shuffle_partitions),
+            # A shuffle of a small local run is spread over the cores, not over 200 tasks that each
+            # cost a scheduling round; a cluster keeps Spark's default, coalesced by AQE.
+            "spark.sql.shuffle.partitions": str(self.shuffle_partitions or (self.local_cores if self.is_local else 200)),
             "spark.sql.adaptive.enabled": "true",
             # Partitions (one folder per drop date) are found in the table's folder, not registered
             # one by one in the metastore: an insert of a year of drops is one write, not thousands of
@@ -369,4 +381,7 @@ def dbt_profile_env(options: SparkOptions) -> dict[str, str]:
         "RECON_SPARK_DBT_METHOD": options.dbt_method,
         "RECON_SPARK_THRIFT_HOST": options.thrift_host,
         "RECON_SPARK_THRIFT_PORT": str(options.thrift_port),
+        # dbt's models and tests run as concurrent Spark jobs: one per local core keeps them from
+        # queueing for the same cores (a cluster has its executors' cores).
+        "RECON_SPARK_DBT_THREADS": str(options.dbt_threads or (options.local_cores if options.is_local else 8)),
     }

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from recon_pipeline.settings import load_settings
+from recon_pipeline.run_state import RunInputs
 from recon_pipeline.spark_session import (
-    JAVA_PACKAGE, SparkEngineError, SparkOptions, engine_choice, master_endpoints, require_reachable,
+    JAVA_PACKAGE, SparkEngineError, SparkOptions, dbt_profile_env, engine_choice, master_endpoints, require_reachable,
 )
 
 
@@ -61,6 +62,27 @@ spark:
     assert "spark.hadoop.javax.jdo.option.ConnectionURL" not in conf
     assert "spark.driver.bindAddress" not in conf  # executors must reach the driver
     assert conf["spark.executor.memory"] == "8g" and conf["spark.executor.instances"] == "10"
+    assert conf["spark.sql.shuffle.partitions"] == "200"
+    assert dbt_profile_env(SparkOptions.from_settings(settings, tmp_path / "recon.duckdb"))["RECON_SPARK_DBT_THREADS"] == "8"
+
+
+def test_a_local_run_sizes_shuffles_and_dbt_threads_to_its_cores(tmp_path):
+    options = SparkOptions.from_settings(_settings(tmp_path, "spark:\n  master: local[3]\n"), tmp_path / "recon.duckdb")
+    assert options.spark_conf()["spark.sql.shuffle.partitions"] == "3"
+    assert dbt_profile_env(options)["RECON_SPARK_DBT_THREADS"] == "3"
+    everything = SparkOptions.from_settings(_settings(tmp_path), tmp_path / "recon.duckdb")
+    assert everything.spark_conf()["spark.sql.shuffle.partitions"] == str(os.cpu_count())
+    chosen = SparkOptions.from_settings(
+        _settings(tmp_path, "spark:\n  master: local[3]\n  shuffle_partitions: 16\n  dbt_threads: 1\n"), "x.duckdb")
+    assert chosen.spark_conf()["spark.sql.shuffle.partitions"] == "16" and dbt_profile_env(chosen)["RECON_SPARK_DBT_THREADS"] == "1"
+
+
+def test_a_run_on_the_other_engine_is_never_taken_for_this_one():
+    """The no-change skip compares the inputs of the last publication, engine included: after a
+    DuckDB run the first Spark run computes (its own tables are empty), and back."""
+    duck = RunInputs("data", "code", "settings", "2025-05-06T09:00:00", "duckdb")
+    spark = RunInputs("data", "code", "settings", "2025-05-06T09:00:00", "spark")
+    assert duck.key() != spark.key() and duck.key(with_as_of=False) != spark.key(with_as_of=False)
 
 
 def test_master_urls_name_the_endpoints_to_dial():
