@@ -298,16 +298,37 @@ def spark_session(options: SparkOptions) -> "SparkSession":
     builder = SparkSession.builder
     for key, value in conf.items():
         builder = builder.config(key, value)
+    spark_log = options.log_dir / "spark.log"
+    logged_before = spark_log.stat().st_size if spark_log.exists() else 0
     try:
         with _output_to(options.log_dir / "jvm.log"):
             session = builder.enableHiveSupport().getOrCreate()
     except Exception as exc:  # noqa: BLE001 - the JVM's reason is in the log; the user gets one line
+        if not options.is_local and _master_refused(spark_log, logged_before):
+            # Something answered the port (a proxy, another service), but no Spark master did.
+            raise SparkEngineError(
+                f"无法连接 Spark 集群 {options.master}（该地址没有可用的 Spark master）；"
+                f"请检查设置 spark.master；详见 {spark_log}") from None
         raise SparkEngineError(
             f"无法启动 Spark（{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}）；"
             f"详见 {options.log_dir / 'jvm.log'}") from None
     session.sparkContext.setLogLevel("WARN")
     _session, _session_conf = session, conf
     return session
+
+
+# What Spark logs when its application never registers with the master (StandaloneAppClient).
+_MASTER_FAILURES = ("Failed to connect to master", "All masters are unresponsive", "Could not connect to")
+
+
+def _master_refused(spark_log: Path, offset: int) -> bool:
+    """Whether this start's part of Spark's log says the master could not be reached."""
+    try:
+        with open(spark_log, encoding="utf-8", errors="replace") as handle:
+            handle.seek(offset)
+            return any(failure in handle.read() for failure in _MASTER_FAILURES)
+    except OSError:
+        return False
 
 
 def stop_spark_session() -> None:
