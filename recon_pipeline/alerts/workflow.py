@@ -37,6 +37,7 @@ from typing import Any
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 
 from recon_pipeline.as_of import as_naive_datetime
 from recon_pipeline.settings import Settings
@@ -285,15 +286,16 @@ def evaluate_sla(items: pd.DataFrame, actions: pd.DataFrame, as_of: datetime,
 
 def write_sla(conn: duckdb.DuckDBPyConnection, rows: pd.DataFrame) -> None:
     """Replace mart.alert_sla with this as-of's evaluation (it is a function of the histories
-    and the actions, so it is rebuilt whole)."""
+    and the actions, so it is rebuilt whole). The table is dropped and created again rather
+    than emptied: deleting every row of a keyed table and inserting them back costs DuckDB
+    several times more (index and WAL) than building it new; the rows go in as Arrow."""
     conn.execute("CREATE SCHEMA IF NOT EXISTS mart")
-    conn.execute(SLA_DDL)
     conn.execute("BEGIN TRANSACTION")
     try:
-        conn.execute("DELETE FROM mart.alert_sla")
+        conn.execute("DROP TABLE IF EXISTS mart.alert_sla")
+        conn.execute(SLA_DDL)
         if len(rows):
-            frame = rows[SLA_COLUMNS].astype(object).where(rows[SLA_COLUMNS].notna(), None)
-            conn.register("sla_rows", frame)
+            conn.register("sla_rows", pa.Table.from_pandas(rows[SLA_COLUMNS], preserve_index=False))
             conn.execute(
                 """INSERT INTO mart.alert_sla
                    SELECT item_type, item_id, item_class, CAST(episode_start AS TIMESTAMP), CAST(episode_end AS TIMESTAMP),
