@@ -303,6 +303,18 @@ def allocate_linked_lines(lines: Iterable[LinkedLine], book: OrderBook, context:
     return rows
 
 
+def allocate_to_frame(lines: list[LinkedLine], context: MatchContext) -> pd.DataFrame:
+    """Allocate these linked lines (in allocation order) on a fresh order book: their rows of
+    `matching.receipt_links`, built slice by slice like `build_receipt_links` builds them."""
+    book = context.order_book()
+    frames = []
+    for start in range(0, len(lines), _SLICE_ROWS):
+        rows = allocate_linked_lines(lines[start:start + _SLICE_ROWS], book, context)
+        if rows:
+            frames.append(_links_frame(rows))
+    return _concat_frames(frames)
+
+
 def allocation_customer(line: LinkedLine, context: MatchContext) -> str | None:
     """The customer whose orders the line is allocated to (finance's decision wins over the link)."""
     return _decided(line.account_no, line.txn_id, line.link, context.order_owner().get, context.learned,

@@ -42,7 +42,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from recon_pipeline.matching.engine import build_receipt_links
+from recon_pipeline.matching.engine import (LinkedLine, allocate_to_frame, bank_in_order, build_receipt_links,
+                                            clear_run_caches, link_bank_lines, prepare_matching)
 from recon_pipeline.matching.inputs import LINK_COLUMNS, MatchingInputs, MatchOptions, column_values
 from recon_pipeline.matching.learning import account_key, payer_keys
 from recon_pipeline.matching.linking import memo_refs
@@ -369,11 +370,14 @@ def incremental_links(inputs: MatchingInputs, settings: Settings | None, previou
         candidates = pd.MultiIndex.from_tuples(sorted(lines), names=["account_no", "txn_id"])
         return list(candidates[candidates.isin(current_keys)])
 
-    def evaluate(lines: list[tuple]) -> tuple[pd.DataFrame, dict[tuple, set[str]]]:
-        linked: dict = {}
-        links = engine(inputs, settings, lines=pd.MultiIndex.from_tuples(lines, names=["account_no", "txn_id"]),
-                       linked_customers=linked)
-        return links, _line_customers(inputs, links, linked)
+    if engine is build_receipt_links:
+        evaluate = _PhasedEvaluation(inputs, settings).evaluate
+    else:
+        def evaluate(lines: list[tuple]) -> tuple[pd.DataFrame, dict[tuple, set[str]]]:
+            linked: dict = {}
+            links = engine(inputs, settings, lines=pd.MultiIndex.from_tuples(lines, names=["account_no", "txn_id"]),
+                           linked_customers=linked)
+            return links, _line_customers(inputs, links, linked)
 
     customers = set(change.customers)
     lines = set(change.lines)
@@ -393,13 +397,43 @@ def incremental_links(inputs: MatchingInputs, settings: Settings | None, previou
         lines |= set(zip(of_customers["account_no"], of_customers["txn_id"]))
         evaluated = present(lines)
         if not evaluated:
+            clear_run_caches()
             return IncrementalResult(_empty_links(), lines, _with_customers(current, previous, {}, lines), rounds)
         links, line_customers = evaluate(evaluated)
         grown = set().union(*line_customers.values()) - customers if line_customers else set()
         if not grown:
+            clear_run_caches()
             return IncrementalResult(links, lines, _with_customers(current, previous, line_customers, lines), rounds)
         customers |= grown
         pending = grown
+
+
+class _PhasedEvaluation:
+    """The engine's phases for one incremental run (what `build_receipt_links` does per call,
+    without redoing it per round): the context (customer index, learning, order book) prepared
+    once; each line linked once, however many rounds it takes part in (linking reads only the
+    context: a line links the same in any set of lines, `engine.link_bank_lines`); allocation
+    redone over the round's whole set of lines (it depends on every line of a customer)."""
+
+    def __init__(self, inputs: MatchingInputs, settings: Settings | None):
+        self.inputs = inputs
+        self.context = prepare_matching(inputs, settings)
+        self.linked: dict[tuple, LinkedLine] = {}  # lines with a link (an unlinked debit has none)
+        self.customers: dict[tuple, object] = {}  # every linked line's `linked_customers` entry
+
+    def evaluate(self, lines: list[tuple]) -> tuple[pd.DataFrame, dict[tuple, set[str]]]:
+        """`build_receipt_links(inputs, settings, lines=lines, linked_customers=...)`, and its
+        `_line_customers`."""
+        wanted = pd.MultiIndex.from_tuples(lines, names=["account_no", "txn_id"])
+        ordered = bank_in_order(self.inputs.bank, wanted)
+        keys = list(zip(ordered["account_no"].astype(str), ordered["txn_id"].astype(str)))
+        new = np.array([key not in self.customers for key in keys], dtype=bool)
+        if new.any():
+            for part in link_bank_lines(ordered[new], self.context, self.customers):
+                self.linked.update(((line.account_no, line.txn_id), line) for line in part)
+        links = allocate_to_frame([self.linked[key] for key in keys if key in self.linked], self.context)
+        linked = {key: self.customers[key] for key in keys if key in self.customers}
+        return links, _line_customers(self.inputs, links, linked)
 
 
 def _empty_links() -> pd.DataFrame:
