@@ -20,7 +20,9 @@ write-offs or feedback changed; lines whose memo names a changed order; and ever
 *affected customer* (whose orders, invoices, write-offs or feedback changed, or which gains or
 loses a line). Customers are known only after linking, so the set is closed by iteration: the
 engine runs on the affected lines, the customers it links them to join the affected set, until
-nothing new joins. The result replaces the previous rows of exactly those lines.
+nothing new joins. The result replaces the previous rows of exactly those lines. The rounds
+share one run of the engine's phases (`_PhasedEvaluation`): the context is prepared once, each
+line linked once, and allocation, which needs the whole set, runs once it is closed.
 
 Each run stores what it saw: a hash per input row (`matching.input_state`), and per bank line
 its row hash, payer keys and memo order references (`matching.line_state`). Write-off and
@@ -307,16 +309,8 @@ class IncrementalResult:
         return self.evaluated is None
 
 
-def _line_customers(inputs: MatchingInputs, links: pd.DataFrame, linked: dict) -> dict[tuple, set[str]]:
-    """Per evaluated line, every customer whose order book it may touch: the one it links to,
-    those of its rows, of its write-offs' orders and of finance's feedback on it."""
-    out: dict[tuple, set[str]] = {
-        line: ({c} if isinstance(c, str) else {x for x in c if isinstance(x, str)} if isinstance(c, tuple) else set())
-        for line, c in linked.items()}
-    for account_no, txn_id, customer_id in zip(column_values(links["account_no"]), column_values(links["txn_id"]),
-                                               column_values(links["customer_id"])):
-        if isinstance(customer_id, str):
-            out.setdefault((account_no, txn_id), set()).add(customer_id)
+def _decision_customers(inputs: MatchingInputs) -> dict[str, set[str]]:
+    """txn_id -> the customers of its write-offs' orders and of finance's feedback on it."""
     order_customer = dict(zip(column_values(inputs.contracts["order_id"]), column_values(inputs.contracts["customer_id"])))
     by_txn: dict[str, set[str]] = {}
     if inputs.writeoffs is not None:
@@ -328,6 +322,23 @@ def _line_customers(inputs: MatchingInputs, links: pd.DataFrame, linked: dict) -
         for txn_id, customer in zip(column_values(inputs.feedback["txn_id"]), column_values(inputs.feedback["customer_id"])):
             if isinstance(customer, str) and customer:
                 by_txn.setdefault(str(txn_id), set()).add(customer)
+    return by_txn
+
+
+def _line_customers(inputs: MatchingInputs, links: pd.DataFrame, linked: dict,
+                    by_txn: dict[str, set[str]] | None = None) -> dict[tuple, set[str]]:
+    """Per evaluated line, every customer whose order book it may touch: the one it links to,
+    those of its rows, of its write-offs' orders and of finance's feedback on it (`by_txn`:
+    `_decision_customers(inputs)`, computed here when not given)."""
+    out: dict[tuple, set[str]] = {
+        line: ({c} if isinstance(c, str) else {x for x in c if isinstance(x, str)} if isinstance(c, tuple) else set())
+        for line, c in linked.items()}
+    for account_no, txn_id, customer_id in zip(column_values(links["account_no"]), column_values(links["txn_id"]),
+                                               column_values(links["customer_id"])):
+        if isinstance(customer_id, str):
+            out.setdefault((account_no, txn_id), set()).add(customer_id)
+    if by_txn is None:
+        by_txn = _decision_customers(inputs)
     if by_txn:
         for line, customers in out.items():
             customers |= by_txn.get(line[1], set())
@@ -373,7 +384,7 @@ def incremental_links(inputs: MatchingInputs, settings: Settings | None, previou
     if engine is build_receipt_links:
         evaluate = _PhasedEvaluation(inputs, settings).evaluate
     else:
-        def evaluate(lines: list[tuple]) -> tuple[pd.DataFrame, dict[tuple, set[str]]]:
+        def evaluate(lines: list[tuple], allocate: bool = True) -> tuple[pd.DataFrame, dict[tuple, set[str]]]:
             linked: dict = {}
             links = engine(inputs, settings, lines=pd.MultiIndex.from_tuples(lines, names=["account_no", "txn_id"]),
                            linked_customers=linked)
@@ -386,7 +397,7 @@ def incremental_links(inputs: MatchingInputs, settings: Settings | None, previou
     rounds = 0
     if present(lines):
         rounds += 1
-        _, discovered = evaluate(present(lines))
+        _, discovered = evaluate(present(lines), allocate=False)
         customers |= set().union(*discovered.values())
     added: set[str] = set()
     pending = set(customers)
@@ -399,8 +410,12 @@ def incremental_links(inputs: MatchingInputs, settings: Settings | None, previou
         if not evaluated:
             clear_run_caches()
             return IncrementalResult(_empty_links(), lines, _with_customers(current, previous, {}, lines), rounds)
-        links, line_customers = evaluate(evaluated)
+        links, line_customers = evaluate(evaluated, allocate=False)
         grown = set().union(*line_customers.values()) - customers if line_customers else set()
+        if not grown and links is None:
+            # Closed over what linking says; the rows' customers may still add some.
+            links, line_customers = evaluate(evaluated)
+            grown = set().union(*line_customers.values()) - customers if line_customers else set()
         if not grown:
             clear_run_caches()
             return IncrementalResult(links, lines, _with_customers(current, previous, line_customers, lines), rounds)
@@ -420,10 +435,12 @@ class _PhasedEvaluation:
         self.context = prepare_matching(inputs, settings)
         self.linked: dict[tuple, LinkedLine] = {}  # lines with a link (an unlinked debit has none)
         self.customers: dict[tuple, object] = {}  # every linked line's `linked_customers` entry
+        self.by_txn = _decision_customers(inputs)
 
-    def evaluate(self, lines: list[tuple]) -> tuple[pd.DataFrame, dict[tuple, set[str]]]:
+    def evaluate(self, lines: list[tuple], allocate: bool = True) -> tuple[pd.DataFrame | None, dict[tuple, set[str]]]:
         """`build_receipt_links(inputs, settings, lines=lines, linked_customers=...)`, and its
-        `_line_customers`."""
+        `_line_customers`; without `allocate`, no rows (None) and the customers linking gives:
+        allocation is redone only once the set of lines is closed over those."""
         wanted = pd.MultiIndex.from_tuples(lines, names=["account_no", "txn_id"])
         ordered = bank_in_order(self.inputs.bank, wanted)
         keys = list(zip(ordered["account_no"].astype(str), ordered["txn_id"].astype(str)))
@@ -431,9 +448,11 @@ class _PhasedEvaluation:
         if new.any():
             for part in link_bank_lines(ordered[new], self.context, self.customers):
                 self.linked.update(((line.account_no, line.txn_id), line) for line in part)
-        links = allocate_to_frame([self.linked[key] for key in keys if key in self.linked], self.context)
         linked = {key: self.customers[key] for key in keys if key in self.customers}
-        return links, _line_customers(self.inputs, links, linked)
+        if not allocate:
+            return None, _line_customers(self.inputs, _empty_links(), linked, self.by_txn)
+        links = allocate_to_frame([self.linked[key] for key in keys if key in self.linked], self.context)
+        return links, _line_customers(self.inputs, links, linked, self.by_txn)
 
 
 def _empty_links() -> pd.DataFrame:
