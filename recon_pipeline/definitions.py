@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import dagster as dg
-from dagster_dbt import DbtCliResource
 
 from recon_pipeline.orchestration.alert_assets import health_metrics, open_alerts
 from recon_pipeline.orchestration.automation import jobs, schedules, sensors
 from recon_pipeline.orchestration.cli_hints import explain_partition_errors
 from recon_pipeline.orchestration.close_assets import close_job, month_end_close_schedule, period_adjustments, period_close
-from recon_pipeline.orchestration.dbt_assets import dbt_marts, dbt_project, dbt_staging
+from recon_pipeline.orchestration.dbt_assets import dbt_marts, dbt_staging
 from recon_pipeline.orchestration.extract_assets import extract_assets, extract_jobs, extract_schedules, with_extract_upstream
 from recon_pipeline.orchestration.ingest_assets import ingest_assets
 from recon_pipeline.orchestration.matching_assets import receipt_links
 from recon_pipeline.orchestration.publish_assets import alert_notifications, published_mart
 from recon_pipeline.orchestration.resources import EngineResource, ReconResource
-from recon_pipeline.transform.dbt_runner import PIPELINE_TARGET, dbt_executable
 
 explain_partition_errors()
 
@@ -24,7 +22,6 @@ defs = dg.Definitions(
             period_adjustments, health_metrics, open_alerts, published_mart, alert_notifications, period_close],
     resources={
         "recon": ReconResource(engine=EngineResource()),
-        "dbt": DbtCliResource(project_dir=dbt_project(), dbt_executable=dbt_executable(), target=PIPELINE_TARGET),
     },
     jobs=[*jobs, close_job, *extract_jobs],
     schedules=[*schedules, month_end_close_schedule, *extract_schedules],

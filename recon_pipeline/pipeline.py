@@ -83,21 +83,18 @@ def _run_stages(run: RunContext, progress: Progress) -> RunResult:
         plan = stages.plan(run)
     if plan.no_change:
         # The warehouse and the publication already hold this run's result.
-        result.skipped = ["dbt_staging", "matching", "dbt_marts", "close", "alerts", "publish"]
+        result.skipped = list(stages.SKIPPED_WHEN_NO_CHANGE)
         result.link_counts, result.alert_counts, result.health = stages.read_outcome(run)
     else:
         with stage("dbt_staging"):
-            if plan.tests_needed("dbt_staging"):
+            if stages.dbt_staging(run, plan).tested:
                 result.tests_run.append("dbt_staging")
-            stages.dbt_staging(run, plan)
         with stage("matching"):
             result.matching = stages.match(run)
             result.link_counts = result.matching.by_status
         with stage("dbt_marts"):
-            matching_changed = result.matching.full or result.matching.evaluated_lines > 0
-            if plan.tests_needed("dbt_marts") or matching_changed:
+            if stages.dbt_marts(run, plan, result.matching.changed).tested:
                 result.tests_run.append("dbt_marts")
-            stages.dbt_marts(run, plan, matching_changed)
         with stage("close"):
             result.close = stages.close(run)
         with stage("alerts"):

@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Collection, Iterable, Iterator
+from typing import TYPE_CHECKING, Callable, Collection, Iterable, Iterator, Sequence
 
 import pandas as pd
 
@@ -206,6 +206,10 @@ class RunPlan:
         return self.done.get(f"{stage}_tests") != self.data_key
 
 
+# What a no-change run skips: every stage after ingestion (notifications still go out).
+SKIPPED_WHEN_NO_CHANGE = ("dbt_staging", "matching", "dbt_marts", "close", "alerts", "publish")
+
+
 def plan(run: RunContext) -> RunPlan:
     with connect(run.warehouse) as conn:
         if run.options.full_refresh:
@@ -219,13 +223,27 @@ def plan(run: RunContext) -> RunPlan:
 
 def run_inputs(run: RunContext, conn) -> RunInputs:
     """The run's input fingerprints; on Spark the visible drops are those of Spark's ingest log."""
-    data = None
-    if is_spark(run):
-        session, _ = spark(run)
-        with spark_job(run, "ingest"):
-            rows = session.sql(VISIBLE_DROPS_SQL, args=[as_of_date(run.as_of)]).collect()
-        data = drops_fingerprint(tuple(row) for row in rows)
+    data = drops_fingerprint(visible_drops(run, conn)) if is_spark(run) else None
     return RunInputs.measure(conn, run.as_of, run.settings, run.options.engine, data)
+
+
+def visible_drops(run: RunContext, conn) -> list[tuple[str, str, str]]:
+    """(source, drop date, file fingerprint) of every drop the run's as-of sees, from the engine's ingest log."""
+    if not is_spark(run):
+        return conn.execute(VISIBLE_DROPS_SQL, [as_of_date(run.as_of)]).fetchall()
+    session, _ = spark(run)
+    with spark_job(run, "ingest"):
+        return [tuple(row) for row in session.sql(VISIBLE_DROPS_SQL, args=[as_of_date(run.as_of)]).collect()]
+
+
+def source_versions(run: RunContext) -> dict[str, str]:
+    """Per source, one fingerprint of its drops the as-of sees (a Dagster raw asset's data version:
+    unchanged drops, unchanged version, so the UI does not call what was built from them stale)."""
+    by_source: dict[str, list[tuple[str, str, str]]] = {}
+    with connect(run.warehouse) as conn:
+        for row in visible_drops(run, conn):
+            by_source.setdefault(row[0], []).append(row)
+    return {source: drops_fingerprint(rows) for source, rows in by_source.items()}
 
 
 def mark_computing(run: RunContext) -> None:
@@ -247,30 +265,22 @@ def _passed_tests(run: RunContext, stage: str, data_key: str) -> None:
 # ---------------------------------------------------------------------------- dbt
 
 
-def dbt_build_command(run: RunContext) -> list[str]:
-    """`dbt build` and its flags as both doors run it (the vars are added by each runner)."""
-    return ["build"]
-
-
-def dbt_cli_args(run: RunContext) -> list[str]:
-    """The full argument list for dagster-dbt (which adds the asset's own selection)."""
-    return [*dbt_build_command(run), "--vars", json.dumps(dbt_vars(run.settings, run.as_of))]
-
-
-def dbt_build(run: RunContext, selector: str, with_tests: bool = True) -> DbtResult:
+def dbt_build(run: RunContext, selector: str, with_tests: bool = True, models: Sequence[str] | None = None) -> DbtResult:
     """Build one half of the dbt project (`DBT_BEFORE_MATCHING` or `DBT_AFTER_MATCHING`); without
-    its data tests (`dbt run`) when the caller knows they passed on the same data.
+    its data tests (`dbt run`) when the caller knows they passed on the same data. `models`: only
+    these models of the half (and their tests), for a Dagster run of some of its assets.
 
     On Spark the dbt unit tests (fixed inputs, no data) run once per code version: each costs
     tens of seconds there (Spark plans the fixture rows and the model's CTEs for every case)."""
     mark_computing(run)
-    command = dbt_build_command(run) if with_tests else ["run"]
+    command = ["build"] if with_tests else ["run"]
     unit_tests_key = f"{selector}_unit_tests_{run.options.engine}"
     # (`--full-refresh` forgets the record: they run again.)
     skip_unit_tests = with_tests and is_spark(run) and _stored(run, unit_tests_key) == code_fingerprint()
     if skip_unit_tests:
         command = [*command, "--exclude-resource-type", "unit_test"]
-    outcome = run_dbt([*command, "--selector", selector], run.warehouse, run.settings, run.as_of, **dbt_target(run))
+    selection = ["--selector", selector] if models is None else ["--select", *models]
+    outcome = run_dbt([*command, *selection], run.warehouse, run.settings, run.as_of, **dbt_target(run))
     if outcome.ok and with_tests and is_spark(run) and not skip_unit_tests:
         with connect(run.warehouse) as conn:
             record_fingerprint(conn, unit_tests_key, code_fingerprint())
@@ -281,28 +291,29 @@ def dbt_build(run: RunContext, selector: str, with_tests: bool = True) -> DbtRes
         shown = "; ".join(outcome.failures[:3])
         more = f"（另有 {len(outcome.failures) - 3} 项）" if len(outcome.failures) > 3 else ""
         raise PipelineError(f"dbt build 失败: {shown}{more}；日志: {outcome.log_file}")
-    return outcome
+    return replace(outcome, tested=with_tests)
 
 
-def dbt_staging(run: RunContext, plan: RunPlan | None = None) -> DbtResult:
+def dbt_staging(run: RunContext, plan: RunPlan | None = None, models: Sequence[str] | None = None) -> DbtResult:
     """The staging models: current state of each source at the as-of (what matching reads)."""
     with_tests = plan is None or plan.tests_needed("dbt_staging")
-    outcome = dbt_build(run, DBT_BEFORE_MATCHING, with_tests)
-    if plan is not None and with_tests:
+    outcome = dbt_build(run, DBT_BEFORE_MATCHING, with_tests, models)
+    if plan is not None and with_tests and models is None:
         _passed_tests(run, "dbt_staging", plan.data_key)
     return outcome
 
 
-def dbt_marts(run: RunContext, plan: RunPlan | None = None, matching_changed: bool = True) -> DbtResult:
+def dbt_marts(run: RunContext, plan: RunPlan | None = None, matching_changed: bool = True,
+              models: Sequence[str] | None = None) -> DbtResult:
     """Everything after the matching seam: intermediate models and the marts. Their tests read
-    the matching output too: they run again whenever matching changed rows. On Spark, the
-    tables it built then replace their copies in the warehouse file (what alerts, the health
-    board and the publication read)."""
+    the matching output too: they run again whenever matching changed rows (`LinkSummary.changed`).
+    On Spark, the tables it built then replace their copies in the warehouse file (what alerts,
+    the health board and the publication read)."""
     with_tests = plan is None or plan.tests_needed("dbt_marts") or matching_changed
-    outcome = dbt_build(run, DBT_AFTER_MATCHING, with_tests)
+    outcome = dbt_build(run, DBT_AFTER_MATCHING, with_tests, models)
     if is_spark(run):
         copy_spark_tables(run)
-    if plan is not None and with_tests:
+    if plan is not None and with_tests and models is None:
         _passed_tests(run, "dbt_marts", plan.data_key)
     return outcome
 
@@ -328,6 +339,11 @@ class LinkSummary:
     auto_link_rate: float  # share of credits linked (auto or confirmed)
     full: bool = True  # every line evaluated (else only the lines a change affects)
     evaluated_lines: int = 0
+
+    @property
+    def changed(self) -> bool:
+        """Whether matching may have changed `matching.receipt_links` (the marts' tests read it)."""
+        return self.full or self.evaluated_lines > 0
 
 
 def match(run: RunContext) -> LinkSummary:

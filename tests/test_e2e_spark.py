@@ -18,7 +18,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from recon_pipeline.run_state import forget_fingerprints
 from recon_pipeline.spark_session import JAVA_PACKAGE, java_executable
+from recon_pipeline.warehouse import connect
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("spark")]
 
@@ -176,6 +178,10 @@ def test_dagster_nightly_job_runs_on_spark(both_engines):
     resources = {"recon": ReconResource(landing_dir=str(landing), warehouse=str(spark.warehouse),
                                         engine=EngineResource(name="spark"))}
     before = spark.publication.published_path.stat().st_mtime_ns
+    # The same inputs and as-of as the runs before: forget that they were published, else the job
+    # stops after ingestion (tests/orchestration/test_incremental_runs.py).
+    with connect(spark.warehouse) as conn:
+        forget_fingerprints(conn, "run")
     result = job.execute_in_process(instance=dg.DagsterInstance.ephemeral(), resources=resources,
                                     tags={AS_OF_TAG: as_of.isoformat()})
     assert result.success

@@ -62,8 +62,12 @@ def diff_list_schedule(context: dg.ScheduleEvaluationContext):
 
 
 @dg.schedule(job=nightly_job, cron_schedule="*/10 9-18 * * 1-5", execution_timezone=TIMEZONE,
-             description="工作时间每 10 分钟刷新健康看板（完整运行，未变的批次跳过）")
+             description="工作时间每 10 分钟刷新健康看板（未变的批次跳过；数据未变时不重跑数据测试）")
 def health_refresh_schedule(context: dg.ScheduleEvaluationContext):
+    # Every tick runs, even with no new drop: its as-of is a different result (the health board's
+    # row for it, the alert workflow's time limits, legs closing), which is what the refresh is
+    # for. The run itself does only what that requires (stages.plan): no data tests, matching
+    # only the lines the move touches; a retried tick (same as-of) stops after ingestion.
     return dg.RunRequest(tags=_tick_tags(context))
 
 

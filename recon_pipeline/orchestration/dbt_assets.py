@@ -1,8 +1,10 @@
 """The dbt project as Dagster assets, split around the Python matching step.
 
 `dbt_staging` builds the staging models the matching engine reads; `dbt_marts` builds
-everything downstream of `matching/receipt_links`. dbt tests show up as asset checks. Both run
-`stages.dbt_cli_args` (the run's as-of and the settings' vars), like `recon run`.
+everything downstream of `matching/receipt_links`. dbt tests show up as asset checks. Both call
+the stage functions `recon run` calls (`stages.dbt_staging`, `stages.dbt_marts`: dbt in this
+process, the run's as-of and the settings' vars), with the same plan of what the inputs require.
+dagster-dbt gives the assets and checks from the manifest; it does not run dbt here.
 """
 
 
@@ -15,13 +17,17 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 import dagster as dg
-from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
+from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtProject, dbt_assets
 from dagster_dbt.asset_utils import get_asset_check_key_for_test
 
 from recon_pipeline import stages
-from recon_pipeline.orchestration.resources import ReconResource, as_of_metadata, run_context
+from recon_pipeline.as_of import as_of_text
+from recon_pipeline.orchestration.matching_assets import RECEIPT_LINKS_KEY
+from recon_pipeline.orchestration.publish_assets import PUBLISHED_KEY
+from recon_pipeline.orchestration.resources import NO_CHANGE_TAG, ReconResource, as_of_metadata, run_context
+from recon_pipeline.progress import LogProgress, reporting
 from recon_pipeline.settings import DBT_PROJECT_DIR
-from recon_pipeline.transform.dbt_runner import PIPELINE_ENV, dbt_executable, dbt_work_dir
+from recon_pipeline.transform.dbt_runner import dbt_executable
 
 
 class ReconDbtTranslator(DagsterDbtTranslator):
@@ -122,24 +128,94 @@ def dbt_project() -> DbtProject:
 translator = ReconDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
 
 
-def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, recon: ReconResource, selector: str) -> Iterator:
+def _build(context: dg.AssetExecutionContext, recon: ReconResource, selector: str) -> Iterator:
+    """One half of the dbt project through the stage function `recon run` calls (in this process,
+    on either engine), then each model reported materialized and each test as its asset check.
+
+    What the run's inputs require (`stages.plan`, as in `recon run`): when they equal the last
+    publication's, the staging step yields nothing and Dagster skips every step after it (their
+    assets keep their last materialization, which is this result); the data tests run only when
+    the data changed (else `dbt run`: the models without their checks)."""
     run = run_context(context, recon)
-    if stages.is_spark(run):
-        yield from _build_on_spark(context, run, selector)
-        return
-    # dbt's profiles.yml reads the warehouse path from the environment; the prod target refuses
-    # to run outside the pipeline (guard_production_target).
-    os.environ["RECON_WAREHOUSE"] = str(run.warehouse)
-    os.environ.update(PIPELINE_ENV)
-    # One target folder per warehouse (not a new dbt_project/target/<id> per invocation), beside
-    # recon run's: nothing piles up and dbt's partial parsing carries over from run to run.
-    target = Path(dbt_work_dir(run.warehouse)) / "dagster-target"
-    stages.mark_computing(run)  # as recon run's dbt stages: the warehouse no longer holds the last publication's result
-    invocation = dbt.cli(stages.dbt_cli_args(run), context=context, target_path=target)
-    for event in invocation.stream():
-        if isinstance(event, dg.Output):
-            event = event.with_metadata({**event.metadata, **as_of_metadata(run)})
-        yield event
+    models = _selected_models(context) if context.is_subset else None
+    with reporting(LogProgress(context.log.info)):
+        if selector == stages.DBT_BEFORE_MATCHING:
+            plan = stages.plan(run)  # (a full refresh forgets what earlier runs computed, here)
+            if plan.no_change and models is None:
+                _report_no_change(context, run)
+                return
+            outcome = stages.dbt_staging(run, plan, models)
+        else:
+            # Not forgotten again (the staging tests just recorded); a full refresh matched every
+            # line, so the marts' tests run anyway.
+            plan = stages.plan(run.with_options(full_refresh=False))
+            outcome = stages.dbt_marts(run, plan, _matching_changed(context), models)
+    context.log.info(f"dbt {'build' if outcome.tested else 'run（数据未变，数据测试沿用上次结果）'}: "
+                     + ", ".join(f"{status} {count}" for status, count in sorted(outcome.counts.items())))
+    yield from _dbt_events(context, run, outcome)
+
+
+def _selected_models(context: dg.AssetExecutionContext) -> list[str]:
+    """The dbt model names of the assets selected in a run of only some of them."""
+    manifest = _manifest()
+    return sorted(node["name"] for unique_id, node in manifest["nodes"].items()
+                  if unique_id.startswith("model.") and _asset_key(manifest, unique_id) in context.selected_asset_keys)
+
+
+def _matching_changed(context: dg.AssetExecutionContext) -> bool:
+    """Whether this run's matching step changed the links the marts' tests read (`LinkSummary.changed`,
+    its materialization's `output_changed`); not knowing (matching not in this run) counts as changed."""
+    event = context.instance.get_latest_materialization_event(RECEIPT_LINKS_KEY)
+    if event is None or event.run_id != context.run.run_id:
+        return True
+    changed = event.asset_materialization.metadata.get("output_changed")
+    return True if changed is None else bool(changed.value)
+
+
+def _report_no_change(context: dg.AssetExecutionContext, run: stages.RunContext) -> None:
+    """The run's inputs equal the last publication's: say so on the run (tag `recon/no_change`), in its
+    log, and as an observation of the publication (what it holds, unchanged)."""
+    links, open_alerts, _ = stages.read_outcome(run)
+    skipped = "、".join(stages.SKIPPED_WHEN_NO_CHANGE)
+    context.log.info(f"无变化，沿用上次结果：可见批次、代码、设置与 as-of {as_of_text(run.as_of)} 均与上次发布相同，"
+                     f"跳过 {skipped}")
+    context.instance.add_run_tags(context.run.run_id, {NO_CHANGE_TAG: "true"})
+    context.log_event(dg.AssetObservation(asset_key=PUBLISHED_KEY, metadata={
+        **as_of_metadata(run),
+        "outcome": dg.MetadataValue.text("无变化，沿用上次结果"),
+        "skipped": dg.MetadataValue.json(list(stages.SKIPPED_WHEN_NO_CHANGE)),
+        "links_by_status": dg.MetadataValue.json(links),
+        "open_alerts": dg.MetadataValue.json({k: int(v) for k, v in open_alerts.items()}),
+    }))
+
+
+@cache
+def _manifest() -> dict:
+    return json.loads(Path(dbt_project().manifest_path).read_text(encoding="utf-8"))
+
+
+def _asset_key(manifest: dict, unique_id: str) -> dg.AssetKey:
+    return translator.get_asset_spec(manifest, unique_id, dbt_project()).key
+
+
+def _dbt_events(context: dg.AssetExecutionContext, run: stages.RunContext, outcome) -> Iterator:
+    """dbt's results as Dagster events: each model built, each test run (as its asset check)."""
+    manifest = _manifest()
+    for unique_id, status in outcome.nodes:
+        seconds = outcome.seconds.get(unique_id)
+        if unique_id.startswith("model."):
+            key = _asset_key(manifest, unique_id)
+            if key in context.selected_asset_keys:
+                yield dg.MaterializeResult(asset_key=key, metadata={
+                    **as_of_metadata(run), "engine": run.options.engine, "unique_id": unique_id,
+                    "dbt_seconds": seconds, "tests_run": outcome.tested})
+        elif unique_id.startswith("test."):
+            check = get_asset_check_key_for_test(manifest, translator, unique_id, dbt_project())
+            if check is not None and check in context.selected_asset_check_keys:
+                yield dg.AssetCheckResult(
+                    asset_key=check.asset_key, check_name=check.name, passed=status == "pass",
+                    severity=dg.AssetCheckSeverity.WARN if status == "warn" else dg.AssetCheckSeverity.ERROR,
+                    metadata={"status": status, "unique_id": unique_id, "dbt_seconds": seconds})
 
 
 @dbt_assets(
@@ -150,8 +226,8 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtCliResource, recon: ReconR
     dagster_dbt_translator=translator,
     pool="warehouse",
 )
-def dbt_staging(context: dg.AssetExecutionContext, dbt: DbtCliResource, recon: ReconResource):
-    yield from _build(context, dbt, recon, stages.DBT_BEFORE_MATCHING)
+def dbt_staging(context: dg.AssetExecutionContext, recon: ReconResource):
+    yield from _build(context, recon, stages.DBT_BEFORE_MATCHING)
 
 
 @dbt_assets(
@@ -162,24 +238,5 @@ def dbt_staging(context: dg.AssetExecutionContext, dbt: DbtCliResource, recon: R
     dagster_dbt_translator=translator,
     pool="warehouse",
 )
-def dbt_marts(context: dg.AssetExecutionContext, dbt: DbtCliResource, recon: ReconResource):
-    yield from _build(context, dbt, recon, stages.DBT_AFTER_MATCHING)
-
-
-def _build_on_spark(context: dg.AssetExecutionContext, run: stages.RunContext, selector: str) -> Iterator:
-    """dbt-spark runs inside this process, on the run's SparkSession (dagster-dbt's CLI would
-    start another process, which the local metastore does not admit): the stage function builds
-    and, like dagster-dbt, each model is reported materialized and each test as its asset check."""
-    build = stages.dbt_marts if selector == stages.DBT_AFTER_MATCHING else stages.dbt_staging
-    outcome = build(run)
-    manifest = json.loads(Path(dbt_project().manifest_path).read_text(encoding="utf-8"))
-    for unique_id, status in outcome.nodes:
-        if unique_id.startswith("model."):
-            key = translator.get_asset_spec(manifest, unique_id, dbt_project()).key
-            if key in context.selected_asset_keys:
-                yield dg.MaterializeResult(asset_key=key, metadata={**as_of_metadata(run), "engine": "spark"})
-        elif unique_id.startswith("test."):
-            check = get_asset_check_key_for_test(manifest, translator, unique_id, dbt_project())
-            if check is not None and check in context.selected_asset_check_keys:
-                yield dg.AssetCheckResult(asset_key=check.asset_key, check_name=check.name, passed=status == "pass",
-                                          metadata={"status": status})
+def dbt_marts(context: dg.AssetExecutionContext, recon: ReconResource):
+    yield from _build(context, recon, stages.DBT_AFTER_MATCHING)

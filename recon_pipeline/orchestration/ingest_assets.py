@@ -6,6 +6,8 @@ The step calls `stages.ingest`, like `recon run`:
   materialization for each drop date it holds, so the partitions show what raw holds;
 - in a partitioned run (the landing sensor, a backfill of a range), it reloads exactly those
   drop dates.
+Each source's materialization carries a data version, the fingerprint of its drops the as-of
+sees: a run with nothing new reports the version it reported before.
 """
 
 
@@ -85,6 +87,8 @@ def ingest_landing(context: dg.AssetExecutionContext, recon: ReconResource):
         else:
             report = stages.ingest(run, sources=sources)
             _record_drop_partitions(context, run, report, sources)
+    # What each raw asset holds for this as-of (not for a partitioned run: it reloads some days).
+    versions = {} if context.has_partition_key else stages.source_versions(run)
     for source in sources:
         loaded = [r for r in report.loaded if r.source == source]
         quarantined = sum(r.rows_quarantined for r in loaded)
@@ -92,6 +96,7 @@ def ingest_landing(context: dg.AssetExecutionContext, recon: ReconResource):
             context.log.warning(f"{source}: {quarantined} 行被隔离（见 raw.quarantine）")
         yield dg.MaterializeResult(
             asset_key=RAW_KEYS[source],
+            data_version=dg.DataVersion(versions.get(source, "no drops")) if versions else None,
             metadata={
                 **as_of_metadata(run),
                 "drops_loaded": len(loaded),

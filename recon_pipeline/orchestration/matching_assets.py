@@ -7,6 +7,7 @@ from recon_pipeline import stages
 from recon_pipeline.orchestration.resources import ReconResource, as_of_metadata, run_context
 from recon_pipeline.progress import LogProgress, reporting
 
+RECEIPT_LINKS_KEY = dg.AssetKey(["matching", "receipt_links"])
 MATCHING_INPUTS = [
     dg.AssetKey(["staging", name])
     for name in (
@@ -17,7 +18,7 @@ MATCHING_INPUTS = [
 
 
 @dg.asset(
-    key=dg.AssetKey(["matching", "receipt_links"]),
+    key=RECEIPT_LINKS_KEY,
     deps=MATCHING_INPUTS,
     group_name="matching",
     kinds={"python", "duckdb"},
@@ -39,5 +40,6 @@ def receipt_links(context: dg.AssetExecutionContext, recon: ReconResource) -> dg
             "auto_link_rate": links.auto_link_rate,
             "incremental": not links.full,
             "evaluated_lines": links.evaluated_lines,
+            "output_changed": links.changed,  # the marts' data tests run again (dbt_assets)
         }
     )

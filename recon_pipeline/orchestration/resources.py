@@ -20,6 +20,8 @@ from recon_pipeline.stages import PipelineError, RunContext, RunOptions
 from recon_pipeline.warehouse import WarehouseBusyError, hold_warehouse
 
 AS_OF_TAG = "recon/as_of"
+# Set on a run whose inputs equal the last publication's: its steps after ingestion were skipped.
+NO_CHANGE_TAG = "recon/no_change"
 
 # Without RECON_LANDING_DIR / RECON_WAREHOUSE: the demo's paths in a checkout (`make demo`, `make
 # ui`), else (an installed package) the same names under the working directory.
@@ -57,7 +59,8 @@ class ReconResource(dg.ConfigurableResource):
     """Paths, settings and run options shared by every asset (same env vars as the `recon` command).
 
     `notify` stands for `recon run --notify` (env `RECON_NOTIFY=1`), `dry_run` for `--dry-run`,
-    `engine` for `--engine`.
+    `full_refresh` for `--full-refresh` (env `RECON_FULL_REFRESH=1`, or the launchpad's resource
+    config: recompute everything), `engine` for `--engine`.
     """
 
     landing_dir: str = os.environ.get("RECON_LANDING_DIR", DEFAULT_LANDING_DIR)
@@ -65,6 +68,7 @@ class ReconResource(dg.ConfigurableResource):
     settings_file: Optional[str] = os.environ.get("RECON_SETTINGS")
     notify: bool = _env_flag("RECON_NOTIFY")
     dry_run: bool = _env_flag("RECON_NOTIFY_DRY_RUN")
+    full_refresh: bool = _env_flag("RECON_FULL_REFRESH")
     # How long a run waits for the warehouse when `recon run` or another Dagster run writes it.
     lock_wait_seconds: float = float(os.environ.get("RECON_LOCK_WAIT", "600"))
     # The engine as a resource of its own (definitions.py gives it): it owns the Spark session's
@@ -103,7 +107,7 @@ class ReconResource(dg.ConfigurableResource):
 
     def options(self, settings: Settings | None = None) -> RunOptions:
         engine = (self.engine or EngineResource()).choice(settings or self.settings())
-        return RunOptions(notify=self.notify, dry_run=self.dry_run, engine=engine)
+        return RunOptions(notify=self.notify, dry_run=self.dry_run, full_refresh=self.full_refresh, engine=engine)
 
 
 def run_as_of(context: dg.AssetExecutionContext | dg.OpExecutionContext, settings: Settings) -> datetime:

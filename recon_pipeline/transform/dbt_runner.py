@@ -1,4 +1,4 @@
-"""Run the dbt project against a warehouse, in this process (used by `recon run`; Dagster uses dagster-dbt).
+"""Run the dbt project against a warehouse, in this process (both doors: `recon run` and the Dagster dbt assets).
 
 dbt is invoked through `dbtRunner` rather than as a subprocess: no interpreter start-up and no
 re-parse per command. The project is parsed once per process and warehouse into a manifest
@@ -35,6 +35,8 @@ class DbtResult:
     failures: list[str]  # "model.recon.x: message"
     log_file: Path
     nodes: list[tuple[str, str]] = field(default_factory=list)  # (unique_id, status) of every node run
+    seconds: dict[str, float] = field(default_factory=dict)  # unique_id -> execution time
+    tested: bool = True  # the data tests ran (`dbt build`), not only the models (`dbt run`)
 
 
 def dbt_vars(settings: Settings, as_of: datetime) -> dict:
@@ -162,20 +164,22 @@ def _node_counter(tracker: Tracker):
     return on_event
 
 
-def _results_summary(results) -> tuple[dict[str, int], list[str], list[tuple[str, str]]]:
+def _results_summary(results) -> tuple[dict[str, int], list[str], list[tuple[str, str]], dict[str, float]]:
     counts: dict[str, int] = {}
     failures: list[str] = []
     nodes: list[tuple[str, str]] = []
+    seconds: dict[str, float] = {}
     for node_result in getattr(results, "results", None) or []:
         status = str(getattr(node_result.status, "value", node_result.status))
         counts[status] = counts.get(status, 0) + 1
         nodes.append((node_result.node.unique_id, status))
+        seconds[node_result.node.unique_id] = round(float(getattr(node_result, "execution_time", 0) or 0), 3)
         if status in ("error", "fail", "runtime error"):
             message = (node_result.message or "").strip().splitlines()
             # A damaged warehouse shows on a later line of dbt's message: keep that one.
             shown = next((line.strip() for line in message if mentions_corruption(line)), message[0] if message else status)
             failures.append(f"{node_result.node.unique_id}: {shown}")
-    return counts, failures, nodes
+    return counts, failures, nodes, seconds
 
 
 def _crash_hooks(command: list[str]) -> list:
@@ -214,7 +218,7 @@ def run_dbt(
             tracker.close()
             restore()
             _release_warehouse()
-    counts, failures, nodes = _results_summary(outcome.result)
+    counts, failures, nodes, seconds = _results_summary(outcome.result)
     if not outcome.success and not failures:
         failures.append(str(outcome.exception or f"dbt {command[0]} 未成功，见 {log_file}").splitlines()[0])
-    return DbtResult(bool(outcome.success), counts, failures, log_file, nodes)
+    return DbtResult(bool(outcome.success), counts, failures, log_file, nodes, seconds)
