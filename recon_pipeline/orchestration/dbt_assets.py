@@ -139,7 +139,9 @@ def _build(context: dg.AssetExecutionContext, recon: ReconResource, selector: st
     run = run_context(context, recon)
     models = _selected_models(context) if context.is_subset else None
     with reporting(LogProgress(context.log.info)):
-        if selector == stages.DBT_BEFORE_MATCHING:
+        if models == []:  # only checks selected (the UI's "Execute checks"): those tests, nothing built
+            outcome = stages.dbt_build(run, selector, with_tests=True, models=_selected_tests(context))
+        elif selector == stages.DBT_BEFORE_MATCHING:
             plan = stages.plan(run)  # (a full refresh forgets what earlier runs computed, here)
             if plan.no_change and models is None:
                 _report_no_change(context, run)
@@ -160,6 +162,14 @@ def _selected_models(context: dg.AssetExecutionContext) -> list[str]:
     manifest = _manifest()
     return sorted(node["name"] for unique_id, node in manifest["nodes"].items()
                   if unique_id.startswith("model.") and _asset_key(manifest, unique_id) in context.selected_asset_keys)
+
+
+def _selected_tests(context: dg.AssetExecutionContext) -> list[str]:
+    """The dbt test names of the asset checks selected."""
+    manifest = _manifest()
+    return sorted(node["name"] for unique_id, node in manifest["nodes"].items() if unique_id.startswith("test.")
+                  and get_asset_check_key_for_test(manifest, translator, unique_id, dbt_project())
+                  in context.selected_asset_check_keys)
 
 
 def _matching_changed(context: dg.AssetExecutionContext) -> bool:

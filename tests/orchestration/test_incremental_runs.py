@@ -146,6 +146,14 @@ def test_what_is_asked_for_explicitly_is_done_even_with_nothing_new(landing, tmp
                             tags={AS_OF_TAG: DAY}, selection=dg.AssetSelection.assets(customers))
     assert result.success
     assert _materialized(result) == {customers}
+    # Some of its checks (the UI's "Execute checks"): those tests, nothing rebuilt.
+    check = dg.AssetCheckKey(customers, "unique_stg_customers_customer_id")
+    assert check in dg.AssetSelection.checks_for_assets(customers).resolve_checks(defs.resolve_asset_graph())
+    checked = dg.materialize(defs.assets, resources=door.resources, instance=door.instance,
+                             tags={AS_OF_TAG: DAY}, selection=dg.AssetSelection.checks(check))
+    assert checked.success and not _materialized(checked)
+    evaluations = [e.event_specific_data for e in checked.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
+    assert [(e.asset_check_key, e.passed) for e in evaluations] == [(check, True)]
     # A full refresh (`recon run --full-refresh`; here the resource's full_refresh): everything, tested.
     door.resources = {**door.resources, "recon": ReconResource(
         landing_dir=str(landing), warehouse=str(door.warehouse), full_refresh=True)}
