@@ -55,8 +55,8 @@ def _rss_kib(pid: int) -> int:
     return 0
 
 
-def _tree_rss_kib(root: int) -> int:
-    """RSS of a process and all its descendants."""
+def tree_pids(root: int) -> list[int]:
+    """A process and all its descendants."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -65,12 +65,17 @@ def _tree_rss_kib(root: int) -> int:
             except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
                 continue
             children.setdefault(ppid, []).append(int(entry.name))
-    total, stack = 0, [root]
+    found, stack = [], [root]
     while stack:
         pid = stack.pop()
-        total += _rss_kib(pid)
+        found.append(pid)
         stack.extend(children.get(pid, []))
-    return total
+    return found
+
+
+def _tree_rss_kib(root: int) -> int:
+    """RSS of a process and all its descendants."""
+    return sum(_rss_kib(pid) for pid in tree_pids(root))
 
 
 class MemorySampler(threading.Thread):
