@@ -331,6 +331,14 @@ def _master_refused(spark_log: Path, offset: int) -> bool:
         return False
 
 
+def session_running() -> bool:
+    """Whether this process has a SparkSession started by `spark_session`."""
+    try:
+        return _session is not None and not _session.sparkContext._jsc.sc().isStopped()
+    except Exception:  # noqa: BLE001 - a JVM that went away: no session
+        return False
+
+
 def stop_spark_session() -> None:
     """Stop the process's session (a new one may be started afterwards, on the same JVM)."""
     global _session, _session_conf
@@ -383,9 +391,10 @@ def mirror_warehouse_tables(session: "SparkSession", schema: str, tables: list[s
         conn.close()
 
 
-# How the Python-owned tables are partitioned in Spark (a reload replaces whole drop partitions).
-PARTITIONS = {**{source: ("_drop_date",) for source in SOURCES}, "quarantine": ("source", "_drop_date"),
-              "ingest_log": ("source", "_drop_date"), "receipt_links": ()}
+# How the Python-owned tables are partitioned in Spark: raw history by drop date (a reload replaces
+# whole drops); the ingest log and the quarantine are small and not partitioned (ingest/spark_tables.py).
+PARTITIONS = {**{source: ("_drop_date",) for source in SOURCES}, "quarantine": (), "ingest_log": (),
+              "receipt_links": ()}
 
 
 def ensure_spark_schema(session: "SparkSession") -> None:

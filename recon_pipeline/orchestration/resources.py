@@ -13,6 +13,7 @@ from typing import Iterator, Optional
 from zoneinfo import ZoneInfo
 
 import dagster as dg
+from pydantic import PrivateAttr
 
 from recon_pipeline.as_of import as_of_text, parse_as_of
 from recon_pipeline.settings import PROJECT_ROOT, Settings, load_settings
@@ -37,9 +38,16 @@ def _env_flag(name: str) -> bool:
 class EngineResource(dg.ConfigurableResource):
     """Which engine computes the stages: `duckdb` or `spark` (`recon run --engine`, env
     `RECON_ENGINE`; empty: the settings' `engine`). The assets are the same on both. A Spark run
-    starts its SparkSession at its first Spark step and stops it when the run ends."""
+    starts its SparkSession at its first Spark step and stops it when the run ends; a session the
+    process had before the run (its owner started it: a test, a notebook) is left to its owner."""
 
     name: str = os.environ.get("RECON_ENGINE", "")
+    _session_before_run: bool = PrivateAttr(default=False)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        from recon_pipeline.spark_session import session_running
+
+        self._session_before_run = session_running()
 
     def choice(self, settings: Settings) -> str:
         from recon_pipeline.spark_session import SparkEngineError, engine_choice
@@ -52,7 +60,8 @@ class EngineResource(dg.ConfigurableResource):
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         from recon_pipeline.spark_session import stop_spark_session
 
-        stop_spark_session()
+        if not self._session_before_run:
+            stop_spark_session()
 
 
 class ReconResource(dg.ConfigurableResource):
