@@ -1,6 +1,7 @@
 """The demo on both engines: `recon run --engine spark` (local Spark, dbt-spark, matching on
 Spark) publishes the same marts as `--engine duckdb`, row by row, money exact; the Dagster job
-runs on Spark too; a Spark job that fails mid-run leaves the publication as it was.
+runs on Spark too; `--full-refresh` recomputes every stage on Spark and gives the same marts; a
+Spark job that fails mid-run leaves the publication as it was.
 
 One Spark session serves the whole module (started by the first Spark run, in this process),
 so the group runs in one pytest worker (xdist_group). The demo gets finance's decisions on
@@ -28,12 +29,12 @@ if java_executable() is None:
     pytest.skip(f"Spark 需要 Java 17（make test 以 root 运行时会用 apt 安装 {JAVA_PACKAGE}）", allow_module_level=True)
 
 
-def _run(landing: Path, warehouse: Path, as_of, engine: str):
+def _run(landing: Path, warehouse: Path, as_of, engine: str, full_refresh: bool = False):
     from recon_pipeline.pipeline import RunContext, RunOptions, run_stages
     from recon_pipeline.settings import load_settings
 
     run = RunContext(landing_dir=landing, warehouse=warehouse, as_of=as_of, settings=load_settings(),
-                     options=RunOptions(engine=engine), echo=lambda line: None)
+                     options=RunOptions(engine=engine, full_refresh=full_refresh), echo=lambda line: None)
     return run_stages(run)
 
 
@@ -156,6 +157,20 @@ def test_a_second_spark_run_on_the_same_inputs_skips_every_stage_after_ingestion
     assert again.skipped == ["dbt_staging", "matching", "dbt_marts", "close", "alerts", "publish"]
     assert again.link_counts == spark.link_counts
     assert spark.publication.published_path.read_bytes() == published
+
+
+def test_a_full_refresh_on_spark_recomputes_every_stage_and_publishes_the_same_marts(both_engines):
+    landing, as_of, duck, spark = both_engines
+    published = spark.publication.published_path
+    # A publication that no longer matches its inputs: a rerun would skip (same inputs) and keep it.
+    with duckdb.connect(str(published)) as conn:
+        conn.execute("UPDATE mart.fct_order_reconciliation SET received_amount = 0")
+    again = _run(landing, spark.warehouse, as_of, "spark", full_refresh=True)
+    assert again.skipped == []
+    assert {"dbt_staging", "matching", "dbt_marts", "alerts", "publish"} <= set(again.stage_seconds)
+    assert again.tests_run == ["dbt_staging", "dbt_marts"]
+    assert again.link_counts == spark.link_counts == duck.link_counts
+    assert_same_marts(duck.publication.published_path, published)
 
 
 def test_spark_tables_are_parquet_in_the_spark_folder_beside_the_warehouse(both_engines):
