@@ -32,7 +32,8 @@ SEQUENCES = 20
 _PER_AS_OF = {"mart.health_metrics": "as_of"}
 _FIRST_SEEN = {"mart.alerts": "first_seen_as_of"}  # when the open alert was first raised: history too
 _HISTORY = {"mart.alert_history", "mart.alert_dispatch_log", "mart.diff_history", "mart.alert_sla"}
-_STATE = {"matching.line_state", "matching.input_state", "matching.context_state"}
+_STATE = {"matching.line_state", "matching.line_keys", "matching.input_state", "matching.learned_state",
+          "matching.context_state"}
 
 
 @pytest.fixture(scope="module")

@@ -38,7 +38,7 @@ import re
 from collections import defaultdict, namedtuple
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Iterable, Iterator, NamedTuple
+from typing import Any, Callable, Iterable, Iterator, NamedTuple
 
 import pandas as pd
 
@@ -198,7 +198,9 @@ def in_allocation_order(lines: pd.DataFrame) -> pd.DataFrame:
 
 
 def build_receipt_links(inputs: MatchingInputs, settings: Settings | None = None,
-                        lines: pd.MultiIndex | None = None, linked_customers: dict | None = None) -> pd.DataFrame:
+                        lines: pd.MultiIndex | None = None, linked_customers: dict | None = None,
+                        context: MatchContext | None = None,
+                        on_linked: Callable[[list[LinkedLine], dict], None] | None = None) -> pd.DataFrame:
     """The rows of `matching.receipt_links` for every bank line, or only for `lines` ((account_no,
     txn_id) pairs): all inputs still count (learning, order book), only those lines are evaluated.
     `linked_customers` receives (account_no, txn_id) -> the customer each evaluated line links
@@ -207,13 +209,17 @@ def build_receipt_links(inputs: MatchingInputs, settings: Settings | None = None
     customer's order ID). `matching.incremental` uses both.
 
     The phases (`prepare_matching`, `link_bank_lines`, `allocate_linked_lines`) are what the
-    Spark engine runs apart: once, per partition of lines, per customer."""
-    context = prepare_matching(inputs, settings)
+    Spark engine runs apart: once, per partition of lines, per customer. `context`: the run's
+    `prepare_matching(inputs, settings)` when the caller already has it. `on_linked` receives
+    each slice's linked lines (with `linked_customers`) before they are allocated."""
+    context = context or prepare_matching(inputs, settings)
     book = context.order_book()
     bank = bank_in_order(inputs.bank, lines)
     frames: list[pd.DataFrame] = []
     tracker = start_tracking("matching", len(bank), "条流水")
     for done, linked in enumerate(link_bank_lines(bank, context, linked_customers), 1):
+        if on_linked is not None:
+            on_linked(linked, linked_customers)
         rows = allocate_linked_lines(linked, book, context)
         if rows:  # each slice's rows become a compact (Arrow-backed) frame right away
             frames.append(_links_frame(rows))
@@ -366,6 +372,36 @@ def _dump(evidence: dict) -> str:
     rest = {k: v for k, v in evidence.items() if k != "payer"}
     tail = _JSON.encode(rest)[1:] if rest else "}"
     return '{"payer": ' + _payer_json(payer) + (", " + tail if rest else tail)
+
+
+def link_record(link: LineLink | None, customers) -> str:
+    """A line's link as JSON, to be read back by `link_from_record` in a later run (None: a debit
+    nobody can link, which leaves no line); `customers`: its `linked_customers` entry."""
+    if link is None:
+        return _JSON.encode({"customers": customers})
+    static = link.static_json
+    if static is None:
+        static = _dump(link.evidence)
+        if link.shareable:  # as allocation would: serialized once for the lines of this payer
+            link.static_json = static
+    return _JSON.encode({"customers": customers, "customer_id": link.customer_id, "method": link.method,
+                         "score": link.score, "status": link.status, "memo_orders": link.memo_orders,
+                         "complete": link.complete, "memo_check": link.memo_check, "hold": link.hold,
+                         "depends_on": list(link.depends_on), "evidence": static})
+
+
+def link_from_record(record: str) -> tuple[LineLink | None, Any]:
+    """(the link, the `linked_customers` entry) of a `link_record`. The evidence comes back as
+    parsed JSON (the payer as a dict) with its JSON text: allocation writes the same text."""
+    data = json.loads(record)
+    customers = data["customers"]
+    customers = tuple(customers) if isinstance(customers, list) else customers
+    if "method" not in data:
+        return None, customers
+    link = LineLink(data["customer_id"], data["method"], data["score"], data["status"], data["memo_orders"],
+                    json.loads(data["evidence"]), static_json=data["evidence"], complete=data["complete"],
+                    memo_check=data["memo_check"], hold=data["hold"], depends_on=tuple(data["depends_on"]))
+    return link, customers
 
 
 _EXTRA_JSON: dict[tuple, str] = {}

@@ -6,7 +6,9 @@ line's links depend on:
 - the global context: the customer index (customers), the region codes of order IDs, the
   engine's options and code. When any of these changes, every line is re-evaluated;
 - what finance learned under the line's payer keys (`learning.payer_keys`: payer account,
-  normalized name): write-offs and feedback on any line of the same payer;
+  normalized name): the customers confirmed for that account or name by write-offs and
+  feedback on any line of the same payer, with their provenance, and rejections (a digest per
+  key, `learned_digests`: a new write-off from a payer already learned usually teaches nothing);
 - finance's decisions on the line itself (write-offs and feedback naming its txn_id);
 - the orders its memo refers to (which customer each belongs to, whether it exists), by order
   ID or by contract number (kept as `contract:<key>` among the memo's references);
@@ -15,8 +17,9 @@ line's links depend on:
 - the order book of the customer it is linked to: that customer's orders, invoices,
   write-offs and every other line linked to it, allocated in time order.
 
-So the affected lines are: new or changed lines; lines sharing a payer key with a line whose
-write-offs or feedback changed; lines whose memo names a changed order; and every line of an
+So the affected lines are: new or changed lines; lines finance decided on (a changed write-off
+or feedback row naming them); lines under a payer key whose learning changed; lines whose memo
+names a changed order; and every line of an
 *affected customer* (whose orders, invoices, write-offs or feedback changed, or which gains or
 loses a line). Customers are known only after linking, so the set is closed by iteration: the
 engine runs on the affected lines, the customers it links them to join the affected set, until
@@ -24,30 +27,37 @@ nothing new joins. The result replaces the previous rows of exactly those lines.
 share one run of the engine's phases (`_PhasedEvaluation`): the context is prepared once, each
 line linked once, and allocation, which needs the whole set, runs once it is closed.
 
-Each run stores what it saw: a hash per input row (`matching.input_state`), and per bank line
-its row hash, payer keys and memo order references (`matching.line_state`). Write-off and
-feedback hashes include whether their decision time is on or before the as-of, since learning
-ignores later decisions: that is the one way the as-of reaches the engine.
+Each run stores what it saw in the warehouse: a hash per input row with the keys it refers to
+(`matching.input_state`), per bank line its row hash (`matching.line_state`), per line its
+payer keys, memo order references and customers, one row each (`matching.line_keys`), and the
+learning digest per payer key (`matching.learned_state`). Write-off
+and feedback hashes include whether their decision time is on or before the as-of, since
+learning ignores later decisions: that is the one way the as-of reaches the engine. A run reads
+only what differs from that state (the diff is SQL over the stored tables) and writes back only
+the rows of the lines and inputs it saw change or re-evaluated: at a million lines the state is
+never loaded into Python as a whole.
 
-The invariant (tests/matching/test_incremental.py): for any sequence of inputs, the incremental
-result equals a full run's, row for row.
+The invariant (tests/matching/test_incremental.py, tests/test_incremental_invariant.py): for
+any sequence of inputs, the incremental result equals a full run's, row for row.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from itertools import chain
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterable
 
 import duckdb
 import numpy as np
 import pandas as pd
 
-from recon_pipeline.matching.engine import (LinkedLine, allocate_to_frame, bank_in_order, build_receipt_links,
-                                            clear_run_caches, link_bank_lines, prepare_matching)
+from recon_pipeline.matching.engine import (LinkedLine, MatchContext, allocate_to_frame, bank_in_order,
+                                            build_receipt_links, clear_run_caches, link_bank_lines, link_from_record,
+                                            link_record, prepare_matching)
 from recon_pipeline.matching.inputs import LINK_COLUMNS, MatchingInputs, MatchOptions, column_values
-from recon_pipeline.matching.learning import account_key, payer_keys
+from recon_pipeline.matching.learning import Learned, account_key, learn_from_finance, payer_keys
 from recon_pipeline.matching.linking import memo_refs
 from recon_pipeline.matching.memo import contract_key, contract_tokens_in_memo
 from recon_pipeline.matching.names import parse_company_name
@@ -56,14 +66,24 @@ from recon_pipeline.settings import Settings
 CONTRACT_REF = "contract:"  # a memo's reference to an order by its contract number
 Engine = Callable[..., pd.DataFrame]  # build_receipt_links(inputs, settings, lines=None, linked_customers=None)
 
+# The kinds of `matching.line_keys` rows: what the line's links depend on besides the line
+# (DEPENDS: the other customers whose orders decided its link, among its CUSTOMERs too).
+PAYER, MEMO, CUSTOMER, DEPENDS = "payer", "memo", "customer", "depends"
+
 LINE_STATE_DDL = """
 CREATE TABLE IF NOT EXISTS matching.line_state (
   account_no VARCHAR NOT NULL,
   txn_id VARCHAR NOT NULL,
-  row_hash UBIGINT NOT NULL,
-  payer_keys VARCHAR[] NOT NULL,
-  memo_orders VARCHAR[] NOT NULL,
-  customers VARCHAR[] NOT NULL
+  row_hash UBIGINT NOT NULL
+)
+"""
+
+LINE_KEYS_DDL = """
+CREATE TABLE IF NOT EXISTS matching.line_keys (
+  account_no VARCHAR NOT NULL,
+  txn_id VARCHAR NOT NULL,
+  kind VARCHAR NOT NULL,
+  value VARCHAR NOT NULL
 )
 """
 
@@ -72,7 +92,24 @@ CREATE TABLE IF NOT EXISTS matching.input_state (
   source VARCHAR NOT NULL,
   key VARCHAR NOT NULL,
   row_hash UBIGINT NOT NULL,
-  refs VARCHAR[] NOT NULL
+  ref1 VARCHAR NOT NULL,
+  ref2 VARCHAR NOT NULL,
+  ref3 VARCHAR NOT NULL
+)
+"""
+
+LINE_LINKS_DDL = """
+CREATE TABLE IF NOT EXISTS matching.line_links (
+  account_no VARCHAR NOT NULL,
+  txn_id VARCHAR NOT NULL,
+  link VARCHAR NOT NULL
+)
+"""
+
+LEARNED_STATE_DDL = """
+CREATE TABLE IF NOT EXISTS matching.learned_state (
+  key VARCHAR NOT NULL,
+  digest VARCHAR NOT NULL
 )
 """
 
@@ -84,7 +121,7 @@ CREATE TABLE IF NOT EXISTS matching.context_state (
 
 _BANK_HASHED = ["account_no", "txn_id", "txn_time", "amount_cents", "currency", "counterparty_name",
                 "counterparty_account", "memo"]
-# Per source: its key column and the columns naming what a change of the row touches.
+# Per source: its key column and the columns naming what a change of the row touches (ref1..3).
 _REFS = {
     "contracts": ("order_id", ["customer_id", "contract_no"]),
     "invoices": ("invoice_no", ["order_id"]),
@@ -92,6 +129,7 @@ _REFS = {
     "feedback": ("feedback_id", ["txn_id", "customer_id", "order_id"]),
 }
 _DECIDED_AT = {"writeoffs": "confirmed_at", "feedback": "decided_at"}
+_REF_COLUMNS = ["ref1", "ref2", "ref3"]
 
 
 def _row_hashes(frame: pd.DataFrame) -> np.ndarray:
@@ -102,15 +140,6 @@ def _row_hashes(frame: pd.DataFrame) -> np.ndarray:
 
 def _text(values) -> list[str]:
     return ["" if v is None or (isinstance(v, float) and v != v) or v is pd.NA else str(v) for v in values]
-
-
-@dataclass
-class Snapshot:
-    """What one run's matching saw, in the form stored between runs."""
-
-    context: str
-    lines: pd.DataFrame  # account_no, txn_id, row_hash, payer_keys, memo_orders, customers (lists)
-    inputs: pd.DataFrame  # source, key, row_hash, refs (list)
 
 
 def _context_fingerprint(inputs: MatchingInputs, settings: Settings | None, code: str) -> str:
@@ -165,32 +194,37 @@ def _decided_in_time(frame: pd.DataFrame, column: str, inputs: MatchingInputs) -
     return when.isna() | (when <= pd.Timestamp(inputs.as_of))
 
 
-def take_snapshot(inputs: MatchingInputs, settings: Settings | None, code: str = "",
-                  previous_lines: pd.DataFrame | None = None) -> Snapshot:
-    """Hash the inputs; payer keys and memo references are computed only for lines not in
-    `previous_lines` with the same hash (a line's keys depend only on the line and the context)."""
-    options = MatchOptions.from_settings(settings)
-    context = _context_fingerprint(inputs, settings, code)
+def learned_digests(learned: Learned) -> pd.DataFrame:
+    """Per payer key (`learning.payer_keys`), a digest of everything finance taught under it:
+    the customers confirmed for the account or name (with provenance) and the rejections. A
+    line's link reads learning only under its own payer keys, so a key whose digest did not
+    change changes no link (a new write-off from a payer already learned usually teaches nothing)."""
+    entries: dict[str, list] = {}
+    for prefix, kind, table in (("account:", "account", learned.accounts), ("name:", "name", learned.names),
+                                ("name:", "person", learned.person_names)):
+        for key, seen in table.items():
+            if seen:
+                entries.setdefault(prefix + key, []).append([kind, sorted(seen.items())])
+    for key, customers in learned.rejected_payer.items():
+        if customers:
+            entries.setdefault(key, []).append(["rejected", sorted(customers)])
+    keys = sorted(entries)
+    digests = [hashlib.sha256(json.dumps(entries[k], sort_keys=True, ensure_ascii=False, default=str).encode())
+               .hexdigest()[:24] for k in keys]
+    return pd.DataFrame({"key": pd.Series(keys, dtype="object"), "digest": pd.Series(digests, dtype="object")})
+
+
+def _current_lines(inputs: MatchingInputs) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The bank lines the engine reads (one per key), and their keys with row hashes."""
     bank = inputs.bank.drop_duplicates(["account_no", "txn_id"], keep="first")
     lines = pd.DataFrame({"account_no": bank["account_no"].astype("str").to_numpy(),
                           "txn_id": bank["txn_id"].astype("str").to_numpy(),
                           "row_hash": _row_hashes(bank[_BANK_HASHED])})
-    payer_col: list = [None] * len(lines)
-    memo_col: list = [None] * len(lines)
-    todo = np.ones(len(lines), dtype=bool)
-    if previous_lines is not None and not previous_lines.empty:
-        known = lines.merge(previous_lines, on=["account_no", "txn_id", "row_hash"], how="left", sort=False)
-        todo = known["payer_keys"].isna().to_numpy()
-        payer_col, memo_col = known["payer_keys"].tolist(), known["memo_orders"].tolist()
-    if todo.any():
-        region_codes = _region_codes(inputs)
-        positions = np.flatnonzero(todo)
-        payer_new, memo_new = _line_keys(bank.iloc[positions], options, region_codes)
-        for i, keys, refs in zip(positions.tolist(), payer_new, memo_new):
-            payer_col[i], memo_col[i] = keys, refs
-    lines["payer_keys"] = payer_col
-    lines["memo_orders"] = memo_col
+    return bank, lines
 
+
+def _current_inputs(inputs: MatchingInputs) -> pd.DataFrame:
+    """source, key, row_hash, ref1..3 of every contract, invoice, write-off and feedback row."""
     parts = []
     for source, (key, ref_columns) in _REFS.items():
         frame = getattr(inputs, source)
@@ -199,13 +233,198 @@ def take_snapshot(inputs: MatchingInputs, settings: Settings | None, code: str =
         hashed = frame.drop_duplicates([key], keep="first")
         if source in _DECIDED_AT:
             hashed = hashed.assign(_in_time=_decided_in_time(hashed, _DECIDED_AT[source], inputs))
-        refs = [list(v) for v in zip(*(_text(column_values(hashed[c])) if c in hashed else [""] * len(hashed)
-                                       for c in ref_columns))]
-        parts.append(pd.DataFrame({"source": source, "key": _text(column_values(hashed[key])),
-                                   "row_hash": _row_hashes(hashed), "refs": refs}))
-    state = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
-        {"source": [], "key": [], "row_hash": np.zeros(0, dtype="uint64"), "refs": []})
-    return Snapshot(context, lines, state)
+        part = {"source": source, "key": _text(column_values(hashed[key])), "row_hash": _row_hashes(hashed)}
+        for name, column in zip(_REF_COLUMNS, ref_columns + [None] * (3 - len(ref_columns))):
+            part[name] = _text(column_values(hashed[column])) if column and column in hashed else [""] * len(hashed)
+        parts.append(pd.DataFrame(part))
+    if not parts:
+        return pd.DataFrame({"source": pd.Series(dtype="str"), "key": pd.Series(dtype="str"),
+                             "row_hash": np.zeros(0, dtype="uint64"),
+                             **{c: pd.Series(dtype="str") for c in _REF_COLUMNS}})
+    return pd.concat(parts, ignore_index=True)
+
+
+def _keys_frame(accounts: Iterable, txns: Iterable, kind: str, values: Iterable[list]) -> pd.DataFrame:
+    """One `line_keys` row per (line, value) of a list per line."""
+    values = values if isinstance(values, list) else list(values)
+    counts = np.fromiter((len(v) for v in values), dtype=np.int64, count=len(values))
+    flat = list(chain.from_iterable(values))
+    return pd.DataFrame({"account_no": np.repeat(np.asarray(accounts, dtype=object), counts),
+                         "txn_id": np.repeat(np.asarray(txns, dtype=object), counts),
+                         "kind": kind, "value": np.asarray(flat, dtype=object)})
+
+
+class StateStore:
+    """The state of the last run's matching, in the warehouse (`matching.line_state`, `line_keys`,
+    `input_state`, `context_state`): read by SQL for what a change touches, written back as deltas."""
+
+    def __init__(self, conn: duckdb.DuckDBPyConnection):
+        self.conn = conn
+        ensure_state_tables(conn)
+        self._frames = 0
+
+    def context(self) -> str | None:
+        rows = self.conn.execute("SELECT fingerprint FROM matching.context_state").fetchall()
+        return rows[0][0] if rows else None
+
+    def _register(self, frame: pd.DataFrame) -> str:
+        self._frames += 1
+        name = f"_incremental_{self._frames}"
+        self.conn.register(name, frame)
+        return name
+
+    def _query(self, sql: str, params: list | None = None, **frames: pd.DataFrame) -> pd.DataFrame:
+        names = {key: self._register(frame) for key, frame in frames.items()}
+        try:
+            return self.conn.execute(sql.format(**names), params or []).df()
+        finally:
+            for name in names.values():
+                self.conn.unregister(name)
+
+    def changed_lines(self, lines: pd.DataFrame) -> tuple[pd.DataFrame, set[tuple[str, str]]]:
+        """The current lines that are new or differ from the stored ones, and the stored lines gone."""
+        diff = self._query(
+            """SELECT coalesce(now.account_no, stored.account_no) AS account_no,
+                      coalesce(now.txn_id, stored.txn_id) AS txn_id, now.row_hash IS NULL AS gone
+               FROM {now} AS now FULL OUTER JOIN matching.line_state AS stored
+                 ON now.account_no = stored.account_no AND now.txn_id = stored.txn_id
+               WHERE now.row_hash IS DISTINCT FROM stored.row_hash""", now=lines[["account_no", "txn_id", "row_hash"]])
+        gone = diff[diff["gone"]]
+        return diff[~diff["gone"]][["account_no", "txn_id"]], set(zip(gone["account_no"], gone["txn_id"]))
+
+    def changed_inputs(self, current: pd.DataFrame) -> pd.DataFrame:
+        """source, key and both sides' refs (None where the row is not there) of the changed rows."""
+        return self._query(
+            """SELECT coalesce(now.source, stored.source) AS source, coalesce(now.key, stored.key) AS key,
+                      now.row_hash IS NOT NULL AS is_now, now.ref1, now.ref2, now.ref3,
+                      stored.row_hash IS NOT NULL AS was, stored.ref1 AS ref1_prev, stored.ref2 AS ref2_prev,
+                      stored.ref3 AS ref3_prev
+               FROM {now} AS now FULL OUTER JOIN matching.input_state AS stored
+                 ON now.source = stored.source AND now.key = stored.key
+               WHERE now.row_hash IS DISTINCT FROM stored.row_hash
+               ORDER BY 1, 2""", now=current)
+
+    def stored_order_customers(self, orders: set[str]) -> list[tuple[str, str]]:
+        if not orders:
+            return []
+        found = self._query("""SELECT key, ref1 FROM matching.input_state AS s JOIN {orders} AS o ON s.key = o.value
+                               WHERE s.source = 'contracts'""", orders=pd.DataFrame({"value": sorted(orders)}))
+        return list(zip(found["key"], found["ref1"]))
+
+    def lines_with_txn(self, txn_ids: set[str]) -> set[tuple[str, str]]:
+        """The stored lines of these txn_ids."""
+        found = self._query("SELECT s.account_no, s.txn_id FROM matching.line_state AS s JOIN {txns} AS t ON s.txn_id = t.value",
+                            txns=pd.DataFrame({"value": sorted(txn_ids)}))
+        return set(zip(found["account_no"], found["txn_id"]))
+
+    def changed_learning(self, learned: pd.DataFrame) -> set[str]:
+        """The payer keys whose learned digest differs from the stored one (or is new, or gone)."""
+        found = self._query(
+            """SELECT coalesce(now.key, stored.key) AS key FROM {now} AS now
+               FULL OUTER JOIN matching.learned_state AS stored ON now.key = stored.key
+               WHERE now.digest IS DISTINCT FROM stored.digest""", now=learned)
+        return set(found["key"])
+
+    def lines_with(self, kind: str, values: set[str]) -> set[tuple[str, str]]:
+        """The stored lines with a `line_keys` row of this kind holding any of these values."""
+        if not values:
+            return set()
+        found = self._query(
+            """SELECT DISTINCT k.account_no, k.txn_id FROM matching.line_keys AS k JOIN {values} AS v ON k.value = v.value
+               WHERE k.kind = ?""", [kind], values=pd.DataFrame({"value": sorted(values)}))
+        return set(zip(found["account_no"], found["txn_id"]))
+
+    def customers_of(self, lines: set[tuple[str, str]]) -> set[str]:
+        """The stored customers of these lines."""
+        if not lines:
+            return set()
+        found = self._query(
+            """SELECT DISTINCT k.value FROM matching.line_keys AS k
+               JOIN {lines} AS l ON k.account_no = l.account_no AND k.txn_id = l.txn_id
+               WHERE k.kind = 'customer'""", lines=_pairs_frame(lines))
+        return set(found["value"])
+
+    def stored_links(self, lines: list[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        """The stored links (`engine.link_record`) of these lines, where there is one."""
+        if not lines:
+            return {}
+        found = self._query("""SELECT s.account_no, s.txn_id, s.link FROM matching.line_links AS s
+                               JOIN {lines} AS l ON s.account_no = l.account_no AND s.txn_id = l.txn_id""",
+                            lines=_pairs_frame(lines))
+        return dict(zip(zip(found["account_no"], found["txn_id"]), found["link"]))
+
+    def clear_links(self) -> None:
+        self.conn.execute("DELETE FROM matching.line_links")
+
+    def add_links(self, records: dict[tuple[str, str], str | None]) -> None:
+        records = {k: r for k, r in records.items() if r is not None}
+        if records:
+            items = sorted(records.items())
+            self._insert_frame("line_links", pd.DataFrame({
+                "account_no": [k[0] for k, _ in items], "txn_id": [k[1] for k, _ in items],
+                "link": [r for _, r in items]}))
+
+    def replace_all(self, context: str, lines: pd.DataFrame, keys: pd.DataFrame, inputs: pd.DataFrame,
+                    learned: pd.DataFrame) -> None:
+        """A full run's state (inside the caller's transaction)."""
+        for table in ("context_state", "line_state", "line_keys", "input_state", "learned_state"):
+            self.conn.execute(f"DELETE FROM matching.{table}")
+        self.conn.execute("INSERT INTO matching.context_state VALUES (?)", [context])
+        self._insert(lines, keys, inputs, learned)
+
+    def apply_delta(self, *, gone: set[tuple], changed: pd.DataFrame, changed_keys: pd.DataFrame,
+                    evaluated_customers: pd.DataFrame, evaluated: set[tuple], inputs: pd.DataFrame,
+                    changed_inputs: pd.DataFrame, learned: pd.DataFrame, changed_learning: set[str],
+                    records: dict[tuple[str, str], str]) -> None:
+        """An incremental run's state: the rows of the lines and inputs it saw change or
+        re-evaluated; `records`: the links of the lines linked anew."""
+        line_rows = _pairs_frame(gone | set(zip(changed["account_no"], changed["txn_id"])))
+        customer_rows = _pairs_frame(gone | evaluated)
+        names = {"lines": self._register(line_rows), "customers": self._register(customer_rows),
+                 "relinked": self._register(_pairs_frame(gone | set(records))),
+                 "inputs": self._register(changed_inputs[["source", "key"]]),
+                 "learned": self._register(pd.DataFrame({"key": pd.Series(sorted(changed_learning), dtype="object")}))}
+        try:
+            self.conn.execute(f"""DELETE FROM matching.line_state AS s USING {names['lines']} AS l
+                                  WHERE s.account_no = l.account_no AND s.txn_id = l.txn_id""")
+            self.conn.execute(f"""DELETE FROM matching.line_keys AS k USING {names['lines']} AS l
+                                  WHERE k.account_no = l.account_no AND k.txn_id = l.txn_id
+                                    AND k.kind IN ('payer', 'memo')""")
+            self.conn.execute(f"""DELETE FROM matching.line_keys AS k USING {names['customers']} AS l
+                                  WHERE k.account_no = l.account_no AND k.txn_id = l.txn_id
+                                    AND k.kind IN ('customer', 'depends')""")
+            self.conn.execute(f"""DELETE FROM matching.line_links AS k USING {names['relinked']} AS l
+                                  WHERE k.account_no = l.account_no AND k.txn_id = l.txn_id""")
+            self.conn.execute(f"""DELETE FROM matching.input_state AS s USING {names['inputs']} AS i
+                                  WHERE s.source = i.source AND s.key = i.key""")
+            self.conn.execute(f"DELETE FROM matching.learned_state AS s USING {names['learned']} AS l WHERE s.key = l.key")
+        finally:
+            for name in names.values():
+                self.conn.unregister(name)
+        wanted = inputs.merge(changed_inputs[["source", "key"]], on=["source", "key"], how="inner")
+        self._insert(changed, pd.concat([changed_keys, evaluated_customers], ignore_index=True), wanted,
+                     learned[learned["key"].isin(changed_learning)])
+        self.add_links(records)
+
+    def _insert(self, lines: pd.DataFrame, keys: pd.DataFrame, inputs: pd.DataFrame, learned: pd.DataFrame) -> None:
+        # In the frames' order (built deterministically): the same inputs store the same rows.
+        for table, frame in (("line_state", lines[["account_no", "txn_id", "row_hash"]]), ("line_keys", keys),
+                             ("input_state", inputs), ("learned_state", learned)):
+            self._insert_frame(table, frame)
+
+    def _insert_frame(self, table: str, frame: pd.DataFrame) -> None:
+        if len(frame):
+            name = self._register(frame)
+            try:
+                self.conn.execute(f"INSERT INTO matching.{table} BY NAME SELECT * FROM {name}")
+            finally:
+                self.conn.unregister(name)
+
+
+def _pairs_frame(lines: Iterable[tuple[str, str]]) -> pd.DataFrame:
+    pairs = sorted(lines)
+    return pd.DataFrame({"account_no": pd.Series([a for a, _ in pairs], dtype="object"),
+                         "txn_id": pd.Series([t for _, t in pairs], dtype="object")})
 
 
 @dataclass
@@ -221,93 +440,70 @@ def _keys_of(frame: pd.DataFrame) -> pd.MultiIndex:
     return pd.MultiIndex.from_arrays([frame["account_no"], frame["txn_id"]])
 
 
-def _lines_where(lines: pd.DataFrame, column: str, values: set[str]) -> pd.DataFrame:
-    """The lines whose list column holds any of these values (vectorized: explode, isin)."""
-    if not values or lines.empty:
-        return lines.iloc[0:0]
-    exploded = lines[["account_no", "txn_id", column]].explode(column)
-    return exploded[exploded[column].isin(values)].drop_duplicates(["account_no", "txn_id"])
-
-
-def detect_change(previous: Snapshot, current: Snapshot) -> Change:
+def detect_change(store: StateStore, changed: pd.DataFrame, gone: set[tuple], changed_keys: pd.DataFrame,
+                  current_inputs: pd.DataFrame, inputs_diff: pd.DataFrame, lines: pd.DataFrame,
+                  touched_keys: set[str]) -> Change:
+    """`touched_keys`: the payer keys under which learning changed (`StateStore.changed_learning`)."""
+    """What the stored state and the current inputs differ in, as lines and customers to re-evaluate."""
     change = Change()
-    prev_lines, cur_lines = previous.lines, current.lines
-    merged = cur_lines[["account_no", "txn_id", "row_hash"]].merge(
-        prev_lines[["account_no", "txn_id", "row_hash"]], on=["account_no", "txn_id"], how="outer",
-        suffixes=("", "_prev"), indicator=True)
-    differs = merged[(merged["_merge"] != "both") | (merged["row_hash"] != merged["row_hash_prev"])]
-    change.lines |= set(zip(differs["account_no"], differs["txn_id"]))
-    gone = merged[merged["_merge"] == "right_only"]
-    change.removed_lines |= set(zip(gone["account_no"], gone["txn_id"]))
+    change.lines |= set(zip(changed["account_no"], changed["txn_id"])) | gone
+    change.removed_lines |= gone
 
-    both = current.inputs.merge(previous.inputs, on=["source", "key"], how="outer", suffixes=("", "_prev"),
-                                indicator=True)
-    changed = both[(both["_merge"] != "both") | (both["row_hash"] != both["row_hash_prev"])]
-    order_customer = _order_customers(current.inputs, previous.inputs)
     changed_orders: set[str] = set()
     decided_txns: set[str] = set()
-    for source, refs, refs_prev, key in zip(changed["source"], changed["refs"], changed["refs_prev"], changed["key"]):
-        for values in (refs, refs_prev):
-            if not isinstance(values, (list, np.ndarray)):
+    referenced: dict[str, list[tuple[str, str]]] = {}  # order -> (source, side) whose customers count
+    for row in inputs_diff.itertuples(index=False):
+        for present, values in ((row.is_now, (row.ref1, row.ref2, row.ref3)),
+                                (row.was, (row.ref1_prev, row.ref2_prev, row.ref3_prev))):
+            if not present:
                 continue
-            values = list(values)
-            if source == "contracts":
-                changed_orders.add(key)
+            if row.source == "contracts":
+                changed_orders.add(row.key)
                 change.customers.add(values[0])
-                if len(values) > 1 and contract_key(values[1]):  # memos naming it by its contract number
+                if contract_key(values[1]):  # memos naming it by its contract number
                     changed_orders.add(CONTRACT_REF + contract_key(values[1]))
-            elif source == "invoices":
-                change.customers |= order_customer.get(values[0], set())
-            elif source == "writeoffs":
+            elif row.source == "invoices":
+                referenced.setdefault(values[0], [])
+            elif row.source == "writeoffs":
                 decided_txns.add(values[0])
-                change.customers |= order_customer.get(values[1], set())
-            elif source == "feedback":
+                referenced.setdefault(values[1], [])
+            elif row.source == "feedback":
                 decided_txns.add(values[0])
                 change.customers.add(values[1])
-                change.customers |= order_customer.get(values[2], set())
+                referenced.setdefault(values[2], [])
+    if referenced:  # the customers of those orders, in the current state or the stored one
+        contracts = current_inputs[(current_inputs["source"] == "contracts") & current_inputs["key"].isin(list(referenced))]
+        for order, customer in [*zip(contracts["key"], contracts["ref1"]), *store.stored_order_customers(set(referenced))]:
+            if isinstance(customer, str) and customer:
+                change.customers.add(customer)
     change.customers.discard("")
 
-    touched_keys: set[str] = set()
-    if decided_txns:
-        for lines in (cur_lines, prev_lines):
-            decided = lines[lines["txn_id"].isin(decided_txns)]
-            change.lines |= set(zip(decided["account_no"], decided["txn_id"]))
-            for keys in decided["payer_keys"]:
-                touched_keys.update(keys)
-    for column, values in (("payer_keys", touched_keys), ("memo_orders", changed_orders)):
-        picked = _lines_where(cur_lines, column, values)
+    if decided_txns:  # finance's decisions on the line itself
+        decided_now = lines[lines["txn_id"].isin(decided_txns)]
+        change.lines |= set(zip(decided_now["account_no"], decided_now["txn_id"]))
+        change.lines |= store.lines_with_txn(decided_txns)
+    # The current lines holding a touched payer key or naming a changed order: stored lines (the
+    # stored keys of changed or removed lines are the old ones, but those lines are in already)
+    # and the changed lines' new keys.
+    for kind, values in ((PAYER, touched_keys), (MEMO, changed_orders)):
+        change.lines |= store.lines_with(kind, values)
+        picked = changed_keys[(changed_keys["kind"] == kind) & changed_keys["value"].isin(values)]
         change.lines |= set(zip(picked["account_no"], picked["txn_id"]))
-    if change.lines:
-        affected = prev_lines[_keys_of(prev_lines).isin(list(change.lines))]
-        for customers in affected["customers"]:
-            change.customers.update(customers)
+    change.customers |= store.customers_of(change.lines)
     change.customers.discard("")
     return change
-
-
-def _order_customers(*states: pd.DataFrame) -> dict[str, set[str]]:
-    """Order -> its customers in any of these states (an order that changed customer has two)."""
-    out: dict[str, set[str]] = {}
-    for state in states:
-        contracts = state[state["source"] == "contracts"]
-        customers = contracts["refs"].str[0]
-        for key, customer in zip(contracts["key"].tolist(), customers.tolist()):
-            if isinstance(customer, str) and customer:
-                out.setdefault(key, set()).add(customer)
-    return out
 
 
 @dataclass
 class IncrementalResult:
     links: pd.DataFrame  # the rows of the re-evaluated lines (all rows when `full`)
     evaluated: set[tuple[str, str]] | None  # None: every line (a full run)
-    snapshot: Snapshot  # what to store for the next run (with each line's customers)
     rounds: int = 0
+    lines: int = 0  # the bank lines the engine read (one per key)
 
     @property
     def full(self) -> bool:
         return self.evaluated is None
-
 
 def _decision_customers(inputs: MatchingInputs) -> dict[str, set[str]]:
     """txn_id -> the customers of its write-offs' orders and of finance's feedback on it."""
@@ -345,71 +541,156 @@ def _line_customers(inputs: MatchingInputs, links: pd.DataFrame, linked: dict,
     return out
 
 
-def _with_customers(current: Snapshot, previous: Snapshot | None, evaluated: dict[tuple, set[str]],
-                    replaced: set[tuple] | None) -> Snapshot:
-    """The current snapshot with each line's customers: new ones for evaluated lines, else carried."""
-    lines = current.lines
-    if previous is not None and replaced is not None:
-        carried = lines[["account_no", "txn_id"]].merge(previous.lines[["account_no", "txn_id", "customers"]],
-                                                         on=["account_no", "txn_id"], how="left", sort=False)
-        column = [c if isinstance(c, list) else [] for c in carried["customers"].tolist()]
-    else:
-        column = [[] for _ in range(len(lines))]
-    if evaluated:
-        positions = np.flatnonzero(_keys_of(lines).isin(list(evaluated)))
-        accounts, txns = lines["account_no"].to_numpy(), lines["txn_id"].to_numpy()
-        for i in positions.tolist():
-            column[i] = sorted(evaluated[(accounts[i], txns[i])])
-    lines = lines.copy()
-    lines["customers"] = column
-    return Snapshot(current.context, lines, current.inputs)
-
-
-def incremental_links(inputs: MatchingInputs, settings: Settings | None, previous: Snapshot | None,
-                      current: Snapshot, engine: Engine = build_receipt_links) -> IncrementalResult:
-    """The links to write: all of them (no usable previous state) or those of the affected lines."""
-    if previous is None or previous.context != current.context or "customers" not in previous.lines:
+def refresh_links(conn: duckdb.DuckDBPyConnection, inputs: MatchingInputs, settings: Settings | None,
+                  code: str = "", full_refresh: bool = False, engine: Engine = build_receipt_links) -> IncrementalResult:
+    """The links to write, all of them (no usable stored state, a context change, `full_refresh`)
+    or those of the affected lines, and the new state stored in `conn` (inside the caller's
+    transaction, if any)."""
+    store = StateStore(conn)
+    context = _context_fingerprint(inputs, settings, code)
+    bank, lines = _current_lines(inputs)
+    current_inputs = _current_inputs(inputs)
+    phased = engine is build_receipt_links
+    prepared = prepare_matching(inputs, settings) if phased else None
+    learned = learned_digests(prepared.learned if prepared else
+                              learn_from_finance(inputs, inputs.contracts, MatchOptions.from_settings(settings)))
+    if full_refresh or store.context() != context:
         linked: dict = {}
-        links = engine(inputs, settings, linked_customers=linked)
-        return IncrementalResult(links, None, _with_customers(current, None, _line_customers(inputs, links, linked), None))
-    change = detect_change(previous, current)
-    current_keys = _keys_of(current.lines)
+        store.clear_links()
+        if phased:
+            with_line: set[tuple] = set()
 
-    def present(lines: set[tuple]) -> list[tuple]:
-        if not lines:
+            def keep_links(part: list[LinkedLine], entries: dict) -> None:
+                # Each slice's links go to the warehouse at once (a million of them do not wait in memory).
+                records, by_link = {}, {}
+                for line in part:
+                    key = (line.account_no, line.txn_id)
+                    if not _has_customer(entries[key]):
+                        continue
+                    record = by_link.get(id(line.link))
+                    if record is None:
+                        record = by_link[id(line.link)] = link_record(line.link, entries[key])
+                    records[key] = record
+                with_line.update(records)
+                store.add_links(records)
+
+            links = build_receipt_links(inputs, settings, linked_customers=linked, context=prepared, on_linked=keep_links)
+            store.add_links({key: link_record(None, entry) for key, entry in linked.items()
+                             if key not in with_line and _has_customer(entry)})
+        else:
+            links = engine(inputs, settings, linked_customers=linked)
+        payer, memo = _line_keys(bank, MatchOptions.from_settings(settings), _region_codes(inputs))
+        customers = _line_customers(inputs, links, linked)
+        accounts, txns = lines["account_no"].tolist(), lines["txn_id"].tolist()
+        keys = pd.concat([_keys_frame(accounts, txns, PAYER, payer), _keys_frame(accounts, txns, MEMO, memo),
+                          _customers_frame(customers), _depends_frame(linked)], ignore_index=True)
+        store.replace_all(context, lines, keys, current_inputs, learned)
+        return IncrementalResult(links, None, 0, len(lines))
+
+    changed, gone = store.changed_lines(lines)
+    changed = lines.merge(changed, on=["account_no", "txn_id"], how="inner", sort=False)
+    changed_bank = bank[_keys_of(bank.astype({"account_no": "str", "txn_id": "str"})).isin(_keys_of(changed))]
+    payer, memo = _line_keys(changed_bank, MatchOptions.from_settings(settings), _region_codes(inputs))
+    accounts, txns = changed_bank["account_no"].astype(str).tolist(), changed_bank["txn_id"].astype(str).tolist()
+    changed_keys = pd.concat([_keys_frame(accounts, txns, PAYER, payer), _keys_frame(accounts, txns, MEMO, memo)],
+                             ignore_index=True)
+    inputs_diff = store.changed_inputs(current_inputs)
+    touched_keys = store.changed_learning(learned)
+    change = detect_change(store, changed, gone, changed_keys, current_inputs, inputs_diff, lines, touched_keys)
+    evaluation = _PhasedEvaluation(inputs, prepared, store, _to_relink(store, change, inputs_diff, inputs)) \
+        if phased else None
+    links, evaluated, line_customers, rounds = _close_over_customers(store, change, inputs, settings, lines, engine,
+                                                                     evaluation)
+    entries = {key: evaluation.customers[key] for key in line_customers} if evaluation else {}
+    store.apply_delta(gone=gone, changed=changed, changed_keys=changed_keys,
+                      evaluated_customers=pd.concat([_customers_frame(line_customers), _depends_frame(entries)],
+                                                    ignore_index=True),
+                      evaluated=set(line_customers), inputs=current_inputs, changed_inputs=inputs_diff,
+                      learned=learned, changed_learning=touched_keys,
+                      records=evaluation.records if evaluation else {})
+    return IncrementalResult(links, evaluated, rounds, len(lines))
+
+
+def _to_relink(store: StateStore, change: Change, inputs_diff: pd.DataFrame, inputs: MatchingInputs) -> set[tuple]:
+    """The lines whose link (not only their allocation) may differ from the stored one: the
+    changed lines, those finance decided on, under a payer key whose learning changed or naming
+    a changed order (`change.lines`); lines whose link the orders of a customer with changed
+    contracts decided (DEPENDS); lines with a write-off of a changed order (whether the write-off
+    counts depends on the order)."""
+    contracts = inputs_diff[inputs_diff["source"] == "contracts"]
+    customers = {c for c in [*contracts["ref1"], *contracts["ref1_prev"]] if isinstance(c, str) and c}
+    relink = set(change.lines) | store.lines_with(DEPENDS, customers)
+    orders = set(contracts["key"])
+    writeoffs = inputs.writeoffs
+    if orders and writeoffs is not None and not writeoffs.empty:
+        txns = {str(t) for t in writeoffs.loc[writeoffs["order_id"].isin(orders), "txn_id"].dropna()}
+        if txns:
+            relink |= store.lines_with_txn(txns)
+    return relink
+
+
+def _has_customer(entry) -> bool:
+    """Whether a `linked_customers` entry names a customer. Only a line with a customer can be
+    re-allocated with its stored link (the customer closure reaches it); one without is
+    re-linked when it changes, so its link is not worth storing."""
+    return isinstance(entry, str) or (isinstance(entry, tuple) and any(isinstance(c, str) for c in entry))
+
+
+def _depends_frame(entries: dict[tuple, object]) -> pd.DataFrame:
+    """DEPENDS rows from `linked_customers` entries (a tuple: the customer, then the others whose
+    orders decided the link). The linked customer counts too: a payer that mistyped another
+    customer's order ID is linked to itself because of its own orders' amounts."""
+    items = sorted((k, list(v)) for k, v in entries.items() if isinstance(v, tuple) and len(v) > 1)
+    return _keys_frame([k[0] for k, _ in items], [k[1] for k, _ in items], DEPENDS,
+                       [[c for c in v if isinstance(c, str)] for _, v in items])
+
+
+def _customers_frame(line_customers: dict[tuple, set[str]]) -> pd.DataFrame:
+    items = sorted(line_customers.items())
+    return _keys_frame([k[0] for k, _ in items], [k[1] for k, _ in items], CUSTOMER, [sorted(c) for _, c in items])
+
+
+def _close_over_customers(store: StateStore, change: Change, inputs: MatchingInputs, settings: Settings | None,
+                          lines: pd.DataFrame, engine: Engine,
+                          evaluation: "_PhasedEvaluation | None") -> tuple[pd.DataFrame, set[tuple], dict, int]:
+    """Evaluate the changed lines and every line of the customers they (and the change) touch,
+    until no customer joins: the links of those lines, the lines, each one's customers, rounds."""
+    current_keys = _keys_of(lines)
+
+    def present(wanted: set[tuple]) -> list[tuple]:
+        if not wanted:
             return []
-        candidates = pd.MultiIndex.from_tuples(sorted(lines), names=["account_no", "txn_id"])
+        candidates = pd.MultiIndex.from_tuples(sorted(wanted), names=["account_no", "txn_id"])
         return list(candidates[candidates.isin(current_keys)])
 
-    if engine is build_receipt_links:
-        evaluate = _PhasedEvaluation(inputs, settings).evaluate
+    if evaluation is not None:
+        evaluate = evaluation.evaluate
     else:
-        def evaluate(lines: list[tuple], allocate: bool = True) -> tuple[pd.DataFrame, dict[tuple, set[str]]]:
+        def evaluate(wanted: list[tuple], allocate: bool = True) -> tuple[pd.DataFrame, dict[tuple, set[str]]]:
             linked: dict = {}
-            links = engine(inputs, settings, lines=pd.MultiIndex.from_tuples(lines, names=["account_no", "txn_id"]),
+            links = engine(inputs, settings, lines=pd.MultiIndex.from_tuples(wanted, names=["account_no", "txn_id"]),
                            linked_customers=linked)
             return links, _line_customers(inputs, links, linked)
 
     customers = set(change.customers)
-    lines = set(change.lines)
+    wanted = set(change.lines)
     # Discovery: the changed lines alone, for the customers they link to now (their rows are
     # not kept: allocation needs every line of those customers, evaluated together).
     rounds = 0
-    if present(lines):
+    if present(wanted):
         rounds += 1
-        _, discovered = evaluate(present(lines), allocate=False)
+        _, discovered = evaluate(present(wanted), allocate=False)
         customers |= set().union(*discovered.values())
     added: set[str] = set()
     pending = set(customers)
     while True:
         rounds += 1
-        of_customers = _lines_where(previous.lines, "customers", pending - added)
+        wanted |= store.lines_with(CUSTOMER, pending - added)
         added |= pending
-        lines |= set(zip(of_customers["account_no"], of_customers["txn_id"]))
-        evaluated = present(lines)
+        evaluated = present(wanted)
         if not evaluated:
             clear_run_caches()
-            return IncrementalResult(_empty_links(), lines, _with_customers(current, previous, {}, lines), rounds)
+            return _empty_links(), wanted, {}, rounds
         links, line_customers = evaluate(evaluated, allocate=False)
         grown = set().union(*line_customers.values()) - customers if line_customers else set()
         if not grown and links is None:
@@ -418,7 +699,7 @@ def incremental_links(inputs: MatchingInputs, settings: Settings | None, previou
             grown = set().union(*line_customers.values()) - customers if line_customers else set()
         if not grown:
             clear_run_caches()
-            return IncrementalResult(links, lines, _with_customers(current, previous, line_customers, lines), rounds)
+            return links, wanted, line_customers, rounds
         customers |= grown
         pending = grown
 
@@ -428,13 +709,19 @@ class _PhasedEvaluation:
     without redoing it per round): the context (customer index, learning, order book) prepared
     once; each line linked once, however many rounds it takes part in (linking reads only the
     context: a line links the same in any set of lines, `engine.link_bank_lines`); allocation
-    redone over the round's whole set of lines (it depends on every line of a customer)."""
+    redone over the round's whole set of lines (it depends on every line of a customer). A line
+    outside `relink` takes its link as stored by the run that last linked it (nothing it
+    depends on changed since): it is only allocated again."""
 
-    def __init__(self, inputs: MatchingInputs, settings: Settings | None):
+    def __init__(self, inputs: MatchingInputs, context: MatchContext, store: StateStore | None = None,
+                 relink: set[tuple] | None = None):
         self.inputs = inputs
-        self.context = prepare_matching(inputs, settings)
+        self.context = context
+        self.store = store
+        self.relink = relink or set()
         self.linked: dict[tuple, LinkedLine] = {}  # lines with a link (an unlinked debit has none)
         self.customers: dict[tuple, object] = {}  # every linked line's `linked_customers` entry
+        self.records: dict[tuple, str] = {}  # the links of the lines linked anew, to store
         self.by_txn = _decision_customers(inputs)
 
     def evaluate(self, lines: list[tuple], allocate: bool = True) -> tuple[pd.DataFrame | None, dict[tuple, set[str]]]:
@@ -445,14 +732,41 @@ class _PhasedEvaluation:
         ordered = bank_in_order(self.inputs.bank, wanted)
         keys = list(zip(ordered["account_no"].astype(str), ordered["txn_id"].astype(str)))
         new = np.array([key not in self.customers for key in keys], dtype=bool)
+        if new.any() and self.store is not None:
+            self._reuse(ordered[new], [key for key, n in zip(keys, new) if n and key not in self.relink])
+            new = np.array([key not in self.customers for key in keys], dtype=bool)
         if new.any():
             for part in link_bank_lines(ordered[new], self.context, self.customers):
-                self.linked.update(((line.account_no, line.txn_id), line) for line in part)
+                for line in part:
+                    key = (line.account_no, line.txn_id)
+                    self.linked[key] = line
+                    self.records[key] = link_record(line.link, self.customers[key])
+            for key in (k for k, n in zip(keys, new) if n and k not in self.records):
+                self.records[key] = link_record(None, self.customers[key])  # a debit nobody can link
+            # `apply_delta` deletes the stored links of every key here: one without a customer
+            # is stored as nothing (see `_has_customer`).
+            self.records.update({k: None for k, r in self.records.items() if not _has_customer(self.customers[k])})
         linked = {key: self.customers[key] for key in keys if key in self.customers}
         if not allocate:
             return None, _line_customers(self.inputs, _empty_links(), linked, self.by_txn)
         links = allocate_to_frame([self.linked[key] for key in keys if key in self.linked], self.context)
         return links, _line_customers(self.inputs, links, linked, self.by_txn)
+
+    def _reuse(self, bank: pd.DataFrame, candidates: list[tuple]) -> None:
+        """Take the stored links of these lines (where there is one)."""
+        stored = self.store.stored_links(candidates)
+        if not stored:
+            return
+        for account_no, txn_id, amount, memo in zip(bank["account_no"].astype(str), bank["txn_id"].astype(str),
+                                                    column_values(bank["amount_cents"]), column_values(bank["memo"])):
+            record = stored.get((account_no, txn_id))
+            if record is None:
+                continue
+            link, entry = link_from_record(record)
+            self.customers[(account_no, txn_id)] = entry
+            if link is not None:
+                self.linked[(account_no, txn_id)] = LinkedLine(account_no, txn_id, int(amount),
+                                                               memo if isinstance(memo, str) else "", link)
 
 
 def _empty_links() -> pd.DataFrame:
@@ -462,8 +776,11 @@ def _empty_links() -> pd.DataFrame:
 # --- the warehouse side --------------------------------------------------------------------
 
 _STATE_COLUMNS = {
-    "line_state": ["account_no", "txn_id", "row_hash", "payer_keys", "memo_orders", "customers"],
-    "input_state": ["source", "key", "row_hash", "refs"],
+    "line_state": ["account_no", "txn_id", "row_hash"],
+    "line_keys": ["account_no", "txn_id", "kind", "value"],
+    "input_state": ["source", "key", "row_hash", "ref1", "ref2", "ref3"],
+    "learned_state": ["key", "digest"],
+    "line_links": ["account_no", "txn_id", "link"],
     "context_state": ["fingerprint"],
 }
 
@@ -480,36 +797,11 @@ def ensure_state_tables(conn: duckdb.DuckDBPyConnection) -> None:
             conn.execute(f"DROP TABLE matching.{table}")
             conn.execute("DROP TABLE IF EXISTS matching.context_state")
     conn.execute(LINE_STATE_DDL)
+    conn.execute(LINE_KEYS_DDL)
     conn.execute(INPUT_STATE_DDL)
+    conn.execute(LEARNED_STATE_DDL)
+    conn.execute(LINE_LINKS_DDL)
     conn.execute(CONTEXT_DDL)
-
-
-def load_snapshot(conn: duckdb.DuckDBPyConnection) -> Snapshot | None:
-    ensure_state_tables(conn)
-    context = conn.execute("SELECT fingerprint FROM matching.context_state").fetchall()
-    if not context:
-        return None
-    lines = conn.execute(
-        "SELECT account_no, txn_id, row_hash, payer_keys, memo_orders, customers FROM matching.line_state").df()
-    inputs = conn.execute("SELECT source, key, row_hash, refs FROM matching.input_state").df()
-    for frame, columns in ((lines, ("payer_keys", "memo_orders", "customers")), (inputs, ("refs",))):
-        for column in columns:
-            frame[column] = [list(v) for v in frame[column]]
-    return Snapshot(context[0][0], lines, inputs)
-
-
-def save_snapshot(conn: duckdb.DuckDBPyConnection, snapshot: Snapshot) -> None:
-    """Replace the stored state (inside the caller's transaction)."""
-    ensure_state_tables(conn)
-    conn.execute("DELETE FROM matching.context_state")
-    conn.execute("INSERT INTO matching.context_state VALUES (?)", [snapshot.context])
-    for table, frame in (("line_state", snapshot.lines), ("input_state", snapshot.inputs)):
-        conn.register("_state", frame)
-        try:
-            conn.execute(f"DELETE FROM matching.{table}")
-            conn.execute(f"INSERT INTO matching.{table} BY NAME SELECT * FROM _state")
-        finally:
-            conn.unregister("_state")
 
 
 def forget_snapshot(conn: duckdb.DuckDBPyConnection) -> None:

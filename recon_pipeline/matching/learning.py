@@ -124,11 +124,15 @@ def learn_from_finance(inputs: MatchingInputs, contracts: pd.DataFrame, options:
                                                               "counterparty_account"))):
             lines_by_txn[str(line[1])].append(line)
 
+    covered: dict[NameParts, bool] = {}  # payers repeat: whether each is an intermediary, once
+
     def remember(account_no, txn_id, name, account_raw, customer_id, provenance):
         payer = parse_company_name(clean_text(name) or None, options.channel_prefixes)
         account = account_key(account_raw, payer)
         provenance = {**provenance, "account_no": str(account_no), "txn_id": str(txn_id)}
-        intermediary = intermediaries.covers(payer)
+        intermediary = covered.get(payer)
+        if intermediary is None:
+            intermediary = covered[payer] = intermediaries.covers(payer)
         if account and not (intermediary or payer.channel):  # a channel's pooled account is everybody's
             learned.accounts[account].setdefault(customer_id, provenance)
         if payer.normalized and not payer.masked and not intermediary:
@@ -142,9 +146,12 @@ def learn_from_finance(inputs: MatchingInputs, contracts: pd.DataFrame, options:
     writeoffs = inputs.writeoffs
     if writeoffs is not None and not writeoffs.empty:
         active = writeoffs[writeoffs["status"].fillna("active") == "active"]
+        if as_of is not None:  # decided_in_time, for the whole column at once
+            when = pd.to_datetime(active["confirmed_at"], errors="coerce")
+            active = active[active["confirmed_at"].isna() | (when <= as_of)]
         for wo in row_records(active[["writeoff_id", "txn_id", "order_id", "confirmed_by", "confirmed_at"]], "WriteOff"):
             customer_id = order_customer.get(wo.order_id)
-            if not customer_id or not decided_in_time(wo.confirmed_at):
+            if not customer_id:
                 continue
             provenance = {"source": "finance_writeoffs", "writeoff_id": wo.writeoff_id,
                           "confirmed_by": clean_text(wo.confirmed_by), "confirmed_at": clean_text(wo.confirmed_at)}

@@ -10,7 +10,7 @@ import pandas as pd
 
 from recon_pipeline.faults import crash_point
 from recon_pipeline.matching.engine import build_receipt_links
-from recon_pipeline.matching.incremental import Engine, incremental_links, load_snapshot, save_snapshot, take_snapshot
+from recon_pipeline.matching.incremental import Engine, refresh_links
 from recon_pipeline.matching.inputs import LINK_COLUMNS, MatchingInputs
 from recon_pipeline.run_state import code_fingerprint
 from recon_pipeline.settings import Settings
@@ -111,17 +111,14 @@ def refresh_receipt_links(conn: duckdb.DuckDBPyConnection, as_of: datetime, sett
     previous run's state allows (see `matching.incremental`), else by a full evaluation."""
     ensure_schema(conn)
     inputs = read_matching_inputs(conn, as_of)
-    previous = None if full_refresh else load_snapshot(conn)
-    current = take_snapshot(inputs, settings, code_fingerprint(), previous.lines if previous else None)
-    result = incremental_links(inputs, settings, previous, current, engine)
-    del inputs
     conn.execute("BEGIN TRANSACTION")
     try:
+        result = refresh_links(conn, inputs, settings, code_fingerprint(), full_refresh, engine)
+        del inputs
         if result.full:
             conn.execute("DELETE FROM matching.receipt_links")
         written = replace_line_links(conn, result.evaluated or set(), result.links)
-        evaluated = len(current.lines) if result.full else len(result.evaluated)
-        save_snapshot(conn, result.snapshot)
+        evaluated = result.lines if result.full else len(result.evaluated)
         crash_point("matching:write")
         conn.execute("COMMIT")
     except BaseException:

@@ -8,11 +8,12 @@ from __future__ import annotations
 import random
 from datetime import datetime, timedelta
 
+import duckdb
 import pandas as pd
 import pytest
 
 from recon_pipeline.matching.engine import build_receipt_links
-from recon_pipeline.matching.incremental import incremental_links, take_snapshot
+from recon_pipeline.matching.incremental import refresh_links
 from recon_pipeline.matching.inputs import LINK_COLUMNS, MatchingInputs
 from recon_pipeline.settings import load_settings
 from tests.matching.test_engine import CONTRACTS, CUSTOMERS, inputs
@@ -112,13 +113,13 @@ def run_sequence(seed: int, engine=build_receipt_links, steps: int = 8, world_cl
     settings = load_settings()
     rng = random.Random(seed)
     world = (world_class or World)(rng)
-    previous, links = None, None
+    state = duckdb.connect()  # the warehouse's matching state between runs
+    links = None
     incremental = evaluated_total = 0
     for number in range(steps):
         kind = world.step() if number else "first"
         current_inputs = world.inputs()
-        current = take_snapshot(current_inputs, settings, "code", previous.lines if previous else None)
-        result = incremental_links(current_inputs, settings, previous, current, engine)
+        result = refresh_links(state, current_inputs, settings, "code", engine=engine)
         if result.full:
             links = result.links
         else:
@@ -129,7 +130,6 @@ def run_sequence(seed: int, engine=build_receipt_links, steps: int = 8, world_cl
             links = pd.concat([kept, result.links], ignore_index=True) if len(result.links) else kept
         expected = engine(current_inputs, settings)
         pd.testing.assert_frame_equal(comparable_links(links), comparable_links(expected), obj=f"seed {seed} step {number} ({kind})")
-        previous = result.snapshot
     return incremental, evaluated_total
 
 
@@ -187,10 +187,9 @@ def test_incremental_matching_equals_full_evaluation_with_payer_relations(seed):
 def _incremental_equals_full(states: list[MatchingInputs]) -> None:
     """Run `states` in sequence incrementally; after each, the links must equal a full run's."""
     settings = load_settings()
-    previous, links = None, None
+    store, links = duckdb.connect(), None
     for number, state in enumerate(states):
-        current = take_snapshot(state, settings, "code", previous.lines if previous else None)
-        result = incremental_links(state, settings, previous, current)
+        result = refresh_links(store, state, settings, "code")
         if result.full:
             links = result.links
         else:
@@ -199,7 +198,6 @@ def _incremental_equals_full(states: list[MatchingInputs]) -> None:
             links = pd.concat([kept, result.links], ignore_index=True) if len(result.links) else kept
         pd.testing.assert_frame_equal(comparable_links(links), comparable_links(build_receipt_links(state, settings)),
                                       obj=f"state {number}")
-        previous = result.snapshot
 
 
 def test_a_contract_numbered_later_reaches_the_memo_that_names_it():
