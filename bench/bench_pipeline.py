@@ -42,7 +42,8 @@ FULL_AS_OF = "2025-05-05T09:00:00"
 DAY_AS_OF = "2025-05-06T09:00:00"
 _HISTORY = {"mart.alert_history", "mart.alert_dispatch_log", "mart.health_metrics", "mart.alerts",
             "mart.diff_history", "mart.alert_sla"}
-_STATE = {"matching.line_state", "matching.input_state", "matching.context_state"}
+_STATE = {"matching.line_state", "matching.line_keys", "matching.input_state", "matching.learned_state",
+          "matching.context_state"}
 
 
 def _rss_kib(pid: int) -> int:
@@ -201,7 +202,15 @@ def _line(label: str, figure: dict, baseline: dict | None = None) -> str:
     return text
 
 
+def _code_fingerprint() -> str:
+    from recon_pipeline.run_state import code_fingerprint
+
+    code_fingerprint.cache_clear()
+    return code_fingerprint()
+
+
 def bench_size(lines: int, data: Path | None, keep: bool, quick: bool = False) -> None:
+    code = _code_fingerprint()  # an edit of the tree under a running bench makes every run a full one
     work = Path(tempfile.mkdtemp(prefix="recon-bench-"))
     data_dir = data or work / "data"
     try:
@@ -236,7 +245,10 @@ def bench_size(lines: int, data: Path | None, keep: bool, quick: bool = False) -
               f"-> {brute / max(matching, 1e-6):,.0f}x")
         print(f"  ingest {full['stages'].get('ingest', 0):.1f} s vs DuckDB read_csv floor {floor_seconds:.1f} s "
               f"({floor_rows:,} rows)")
-        print(f"  targets (1M): full < 60 s and < 4 GiB, new day < 15 s; demo rerun < 3 s")
+        print("  targets (1M): full < 60 s and < 4 GiB, new day < 15 s; demo rerun < 3 s")
+        if _code_fingerprint() != code:
+            print("  WARNING: the code changed while the benchmark ran: the runs after the change were full ones,"
+                  " not incremental (run the benchmark from a clone nobody edits)")
     finally:
         if keep:
             print(f"  kept: {work}" + (f" (data {data_dir})" if data is None else ""))
