@@ -70,54 +70,17 @@ Engine = Callable[..., pd.DataFrame]  # build_receipt_links(inputs, settings, li
 # (DEPENDS: the other customers whose orders decided its link, among its CUSTOMERs too).
 PAYER, MEMO, CUSTOMER, DEPENDS = "payer", "memo", "customer", "depends"
 
-LINE_STATE_DDL = """
-CREATE TABLE IF NOT EXISTS matching.line_state (
-  account_no VARCHAR NOT NULL,
-  txn_id VARCHAR NOT NULL,
-  row_hash UBIGINT NOT NULL
-)
-"""
-
-LINE_KEYS_DDL = """
-CREATE TABLE IF NOT EXISTS matching.line_keys (
-  account_no VARCHAR NOT NULL,
-  txn_id VARCHAR NOT NULL,
-  kind VARCHAR NOT NULL,
-  value VARCHAR NOT NULL
-)
-"""
-
-INPUT_STATE_DDL = """
-CREATE TABLE IF NOT EXISTS matching.input_state (
-  source VARCHAR NOT NULL,
-  key VARCHAR NOT NULL,
-  row_hash UBIGINT NOT NULL,
-  ref1 VARCHAR NOT NULL,
-  ref2 VARCHAR NOT NULL,
-  ref3 VARCHAR NOT NULL
-)
-"""
-
-LINE_LINKS_DDL = """
-CREATE TABLE IF NOT EXISTS matching.line_links (
-  account_no VARCHAR NOT NULL,
-  txn_id VARCHAR NOT NULL,
-  link VARCHAR NOT NULL
-)
-"""
-
-LEARNED_STATE_DDL = """
-CREATE TABLE IF NOT EXISTS matching.learned_state (
-  key VARCHAR NOT NULL,
-  digest VARCHAR NOT NULL
-)
-"""
-
-CONTEXT_DDL = """
-CREATE TABLE IF NOT EXISTS matching.context_state (
-  fingerprint VARCHAR NOT NULL
-)
-"""
+# The state tables: name -> columns (all NOT NULL). A table found with other columns is from an
+# older version and is dropped (`ensure_state_tables`).
+_STATE_TABLES: dict[str, list[tuple[str, str]]] = {
+    "line_state": [("account_no", "VARCHAR"), ("txn_id", "VARCHAR"), ("row_hash", "UBIGINT")],
+    "line_keys": [("account_no", "VARCHAR"), ("txn_id", "VARCHAR"), ("kind", "VARCHAR"), ("value", "VARCHAR")],
+    "input_state": [("source", "VARCHAR"), ("key", "VARCHAR"), ("row_hash", "UBIGINT"), ("ref1", "VARCHAR"),
+                    ("ref2", "VARCHAR"), ("ref3", "VARCHAR")],
+    "learned_state": [("key", "VARCHAR"), ("digest", "VARCHAR")],
+    "line_links": [("account_no", "VARCHAR"), ("txn_id", "VARCHAR"), ("link", "VARCHAR")],
+    "context_state": [("fingerprint", "VARCHAR")],
+}
 
 _BANK_HASHED = ["account_no", "txn_id", "txn_time", "amount_cents", "currency", "counterparty_name",
                 "counterparty_account", "memo"]
@@ -775,33 +738,20 @@ def _empty_links() -> pd.DataFrame:
 
 # --- the warehouse side --------------------------------------------------------------------
 
-_STATE_COLUMNS = {
-    "line_state": ["account_no", "txn_id", "row_hash"],
-    "line_keys": ["account_no", "txn_id", "kind", "value"],
-    "input_state": ["source", "key", "row_hash", "ref1", "ref2", "ref3"],
-    "learned_state": ["key", "digest"],
-    "line_links": ["account_no", "txn_id", "link"],
-    "context_state": ["fingerprint"],
-}
-
-
 def ensure_state_tables(conn: duckdb.DuckDBPyConnection) -> None:
     """Create the state tables; state of another layout (an older version) is dropped: it is
     only a cache, and without it the next run is a full one."""
     conn.execute("CREATE SCHEMA IF NOT EXISTS matching")
-    for table, columns in _STATE_COLUMNS.items():
+    for table, columns in _STATE_TABLES.items():
         found = [r[0] for r in conn.execute(
             """SELECT column_name FROM information_schema.columns
                WHERE table_schema = 'matching' AND table_name = ? ORDER BY ordinal_position""", [table]).fetchall()]
-        if found and found != columns:
+        if found and found != [name for name, _ in columns]:
             conn.execute(f"DROP TABLE matching.{table}")
             conn.execute("DROP TABLE IF EXISTS matching.context_state")
-    conn.execute(LINE_STATE_DDL)
-    conn.execute(LINE_KEYS_DDL)
-    conn.execute(INPUT_STATE_DDL)
-    conn.execute(LEARNED_STATE_DDL)
-    conn.execute(LINE_LINKS_DDL)
-    conn.execute(CONTEXT_DDL)
+    for table, columns in _STATE_TABLES.items():
+        body = ", ".join(f"{name} {kind} NOT NULL" for name, kind in columns)
+        conn.execute(f"CREATE TABLE IF NOT EXISTS matching.{table} ({body})")
 
 
 def forget_snapshot(conn: duckdb.DuckDBPyConnection) -> None:
