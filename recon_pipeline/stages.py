@@ -357,12 +357,19 @@ def match(run: RunContext) -> LinkSummary:
         with spark_job(run, "matching"):
             refresh_receipt_links_spark(session, run.as_of, run.settings)
             rows, by_status, by_method, credits, linked = receipt_link_counts(session)
-        return LinkSummary(rows, by_status, by_method, round(linked / credits, 4) if credits else 0.0)
-    with connect(run.warehouse) as conn:
-        outcome = refresh_receipt_links(conn, run.as_of, run.settings, full_refresh=run.options.full_refresh)
-        metrics = link_metrics(conn)
-    return LinkSummary(metrics["rows"], metrics["by_status"], metrics["by_method"], metrics["auto_link_rate"],
-                       outcome.full, outcome.evaluated_lines)
+        summary = LinkSummary(rows, by_status, by_method, round(linked / credits, 4) if credits else 0.0)
+    else:
+        with connect(run.warehouse) as conn:
+            outcome = refresh_receipt_links(conn, run.as_of, run.settings, full_refresh=run.options.full_refresh)
+            metrics = link_metrics(conn)
+        summary = LinkSummary(metrics["rows"], metrics["by_status"], metrics["by_method"], metrics["auto_link_rate"],
+                              outcome.full, outcome.evaluated_lines)
+    if summary.changed:
+        # The marts' tests read these links: until they pass on them, no later run may skip them
+        # (this run's marts step could fail, and the next run's matching would change nothing).
+        with connect(run.warehouse) as conn:
+            forget_fingerprints(conn, "dbt_marts_tests")
+    return summary
 
 
 # ---------------------------------------------------------------------------- month-end close

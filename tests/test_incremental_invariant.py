@@ -10,12 +10,15 @@ are also checked against the engine evaluating every line from the same staging 
 from __future__ import annotations
 
 import shutil
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from recon_pipeline import stages
 from recon_pipeline.as_of import parse_as_of
+from recon_pipeline.dashboard.feedback import MatchDecision, write_decision
 from recon_pipeline.demo.generator import generate_demo
 from recon_pipeline.demo.sequences import apply_step, drop_sequence
 from recon_pipeline.matching.engine import build_receipt_links
@@ -23,6 +26,7 @@ from recon_pipeline.matching.seam import read_matching_inputs
 from recon_pipeline.pipeline import run_pipeline
 from recon_pipeline.publish.publication import default_published_path
 from recon_pipeline.settings import load_settings
+from recon_pipeline.stages import PipelineError
 from recon_pipeline.warehouse import connect
 from tests.matching.test_incremental import comparable_links
 
@@ -136,3 +140,40 @@ def test_a_day_later_reevaluates_only_the_affected_lines(base_world, tmp_path):
     again = run_pipeline(landing, warehouse, parse_as_of("2025-04-29T09:10:00", settings.timezone), settings,
                          echo=lambda line: None)
     assert again.skipped and "ingest" in again.stage_seconds and "dbt_marts" not in again.stage_seconds
+
+
+@pytest.mark.e2e
+def test_the_marts_tests_run_after_a_run_that_failed_between_matching_and_the_marts(base_world, tmp_path, monkeypatch):
+    # Only the as-of moves (09:00 -> 09:10) and finance's confirmation decided at 09:05 becomes
+    # effective: matching changes links, the marts step fails. The next run at 09:10 has nothing
+    # left to match and the same data, yet the marts' tests must run on those links.
+    shutil.copytree(base_world / "landing", tmp_path / "landing")
+    landing, settings = tmp_path / "landing", load_settings()
+    warehouse = tmp_path / "recon.duckdb"
+    first = parse_as_of("2025-04-28T09:00:00", settings.timezone)
+    run_pipeline(landing, warehouse, first, settings, echo=lambda line: None)
+    with connect(warehouse, read_only=True) as conn:
+        account_no, txn_id, customer_id = conn.execute(
+            """SELECT account_no, txn_id, customer_id FROM matching.receipt_links
+               WHERE match_status IN ('suggested', 'auto_linked') AND customer_id IS NOT NULL ORDER BY ALL LIMIT 1""").fetchone()
+    write_decision(landing, first + timedelta(minutes=5),
+                   MatchDecision(account_no, txn_id, customer_id, "", "confirm", "财务 张三"), datetime(2025, 4, 28, 9, 5))
+    run_pipeline(landing, warehouse, first, settings, echo=lambda line: None)  # the drop arrives, not yet decided
+
+    later = first + timedelta(minutes=10)
+    real_marts = stages.dbt_marts
+
+    def failing_marts(*args, **kwargs):
+        raise PipelineError("dbt 失败（测试注入）")
+
+    monkeypatch.setattr(stages, "dbt_marts", failing_marts)
+    with pytest.raises(PipelineError):
+        run_pipeline(landing, warehouse, later, settings, echo=lambda line: None)
+    monkeypatch.setattr(stages, "dbt_marts", real_marts)
+    again = run_pipeline(landing, warehouse, later, settings, echo=lambda line: None)
+    assert not again.matching.full and again.matching.evaluated_lines == 0  # nothing left to match
+    assert "dbt_marts" in again.tests_run
+    with connect(warehouse, read_only=True) as conn:
+        status = conn.execute("SELECT DISTINCT match_status FROM matching.receipt_links WHERE account_no = ? AND txn_id = ?",
+                              [account_no, txn_id]).fetchall()
+    assert status == [("confirmed",)]  # the decision did take effect at 09:10
