@@ -1,6 +1,6 @@
 """What each stage last computed from: input fingerprints per stage, so a run does only the work its inputs require.
 
-A stage's inputs are fingerprinted from four parts:
+A stage's inputs are fingerprinted from five parts:
 - `data`: the drops visible at the run's as-of (`raw.ingest_log` rows dated on or before the
   as-of date: every drop's file fingerprint), i.e. everything the warehouse received that the
   run may see. Drops dated after the as-of are invisible and so not part of it.
@@ -11,7 +11,7 @@ A stage's inputs are fingerprinted from four parts:
 - `engine`: `duckdb` or `spark`. The Spark engine keeps its raw history in its own tables (its
   ingest log gives `data`); switching engines recomputes everything once.
 
-A *no-change run* is one whose four parts equal the last successful run's: every stage after
+A *no-change run* is one whose five parts equal the last successful run's: every stage after
 ingestion is skipped (the warehouse and the publication already hold its result). When only
 the as-of moved, the models are rebuilt and the rules re-evaluated, but the data tests (which
 read data, not the clock) are not run again, and matching recomputes only the lines the move

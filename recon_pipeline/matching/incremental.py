@@ -338,7 +338,7 @@ class StateStore:
     def apply_delta(self, *, gone: set[tuple], changed: pd.DataFrame, changed_keys: pd.DataFrame,
                     evaluated_customers: pd.DataFrame, evaluated: set[tuple], inputs: pd.DataFrame,
                     changed_inputs: pd.DataFrame, learned: pd.DataFrame, changed_learning: set[str],
-                    records: dict[tuple[str, str], str]) -> None:
+                    records: dict[tuple[str, str], str | None]) -> None:
         """An incremental run's state: the rows of the lines and inputs it saw change or
         re-evaluated; `records`: the links of the lines linked anew."""
         line_rows = _pairs_frame(gone | set(zip(changed["account_no"], changed["txn_id"])))
@@ -406,15 +406,15 @@ def _keys_of(frame: pd.DataFrame) -> pd.MultiIndex:
 def detect_change(store: StateStore, changed: pd.DataFrame, gone: set[tuple], changed_keys: pd.DataFrame,
                   current_inputs: pd.DataFrame, inputs_diff: pd.DataFrame, lines: pd.DataFrame,
                   touched_keys: set[str]) -> Change:
-    """`touched_keys`: the payer keys under which learning changed (`StateStore.changed_learning`)."""
-    """What the stored state and the current inputs differ in, as lines and customers to re-evaluate."""
+    """What the stored state and the current inputs differ in, as lines and customers to re-evaluate.
+    `touched_keys`: the payer keys under which learning changed (`StateStore.changed_learning`)."""
     change = Change()
     change.lines |= set(zip(changed["account_no"], changed["txn_id"])) | gone
     change.removed_lines |= gone
 
     changed_orders: set[str] = set()
     decided_txns: set[str] = set()
-    referenced: dict[str, list[tuple[str, str]]] = {}  # order -> (source, side) whose customers count
+    referenced: set[str] = set()  # orders whose customers an invoice, write-off or feedback change affects
     for row in inputs_diff.itertuples(index=False):
         for present, values in ((row.is_now, (row.ref1, row.ref2, row.ref3)),
                                 (row.was, (row.ref1_prev, row.ref2_prev, row.ref3_prev))):
@@ -426,17 +426,17 @@ def detect_change(store: StateStore, changed: pd.DataFrame, gone: set[tuple], ch
                 if contract_key(values[1]):  # memos naming it by its contract number
                     changed_orders.add(CONTRACT_REF + contract_key(values[1]))
             elif row.source == "invoices":
-                referenced.setdefault(values[0], [])
+                referenced.add(values[0])
             elif row.source == "writeoffs":
                 decided_txns.add(values[0])
-                referenced.setdefault(values[1], [])
+                referenced.add(values[1])
             elif row.source == "feedback":
                 decided_txns.add(values[0])
                 change.customers.add(values[1])
-                referenced.setdefault(values[2], [])
+                referenced.add(values[2])
     if referenced:  # the customers of those orders, in the current state or the stored one
         contracts = current_inputs[(current_inputs["source"] == "contracts") & current_inputs["key"].isin(list(referenced))]
-        for order, customer in [*zip(contracts["key"], contracts["ref1"]), *store.stored_order_customers(set(referenced))]:
+        for order, customer in [*zip(contracts["key"], contracts["ref1"]), *store.stored_order_customers(referenced)]:
             if isinstance(customer, str) and customer:
                 change.customers.add(customer)
     change.customers.discard("")
@@ -467,6 +467,7 @@ class IncrementalResult:
     @property
     def full(self) -> bool:
         return self.evaluated is None
+
 
 def _decision_customers(inputs: MatchingInputs) -> dict[str, set[str]]:
     """txn_id -> the customers of its write-offs' orders and of finance's feedback on it."""
@@ -518,6 +519,8 @@ def refresh_links(conn: duckdb.DuckDBPyConnection, inputs: MatchingInputs, setti
     learned = learned_digests(prepared.learned if prepared else
                               learn_from_finance(inputs, inputs.contracts, MatchOptions.from_settings(settings)))
     if full_refresh or store.context() != context:
+        # Before the engine: it parses the same payer names and memos, from the same run caches.
+        payer, memo = _line_keys(bank, MatchOptions.from_settings(settings), _region_codes(inputs))
         linked: dict = {}
         store.clear_links()
         if phased:
@@ -542,7 +545,6 @@ def refresh_links(conn: duckdb.DuckDBPyConnection, inputs: MatchingInputs, setti
                              if key not in with_line and _has_customer(entry)})
         else:
             links = engine(inputs, settings, linked_customers=linked)
-        payer, memo = _line_keys(bank, MatchOptions.from_settings(settings), _region_codes(inputs))
         customers = _line_customers(inputs, links, linked)
         accounts, txns = lines["account_no"].tolist(), lines["txn_id"].tolist()
         keys = pd.concat([_keys_frame(accounts, txns, PAYER, payer), _keys_frame(accounts, txns, MEMO, memo),
@@ -551,10 +553,10 @@ def refresh_links(conn: duckdb.DuckDBPyConnection, inputs: MatchingInputs, setti
         return IncrementalResult(links, None, 0, len(lines))
 
     changed, gone = store.changed_lines(lines)
-    changed = lines.merge(changed, on=["account_no", "txn_id"], how="inner", sort=False)
-    changed_bank = bank[_keys_of(bank.astype({"account_no": "str", "txn_id": "str"})).isin(_keys_of(changed))]
-    payer, memo = _line_keys(changed_bank, MatchOptions.from_settings(settings), _region_codes(inputs))
-    accounts, txns = changed_bank["account_no"].astype(str).tolist(), changed_bank["txn_id"].astype(str).tolist()
+    is_changed = _keys_of(lines).isin(_keys_of(changed))  # `lines` is `bank` row for row
+    changed = lines[is_changed]
+    payer, memo = _line_keys(bank[is_changed], MatchOptions.from_settings(settings), _region_codes(inputs))
+    accounts, txns = changed["account_no"].tolist(), changed["txn_id"].tolist()
     changed_keys = pd.concat([_keys_frame(accounts, txns, PAYER, payer), _keys_frame(accounts, txns, MEMO, memo)],
                              ignore_index=True)
     inputs_diff = store.changed_inputs(current_inputs)
@@ -684,7 +686,7 @@ class _PhasedEvaluation:
         self.relink = relink or set()
         self.linked: dict[tuple, LinkedLine] = {}  # lines with a link (an unlinked debit has none)
         self.customers: dict[tuple, object] = {}  # every linked line's `linked_customers` entry
-        self.records: dict[tuple, str] = {}  # the links of the lines linked anew, to store
+        self.records: dict[tuple, str | None] = {}  # the links of the lines linked anew, to store
         self.by_txn = _decision_customers(inputs)
 
     def evaluate(self, lines: list[tuple], allocate: bool = True) -> tuple[pd.DataFrame | None, dict[tuple, set[str]]]:
@@ -701,14 +703,13 @@ class _PhasedEvaluation:
         if new.any():
             for part in link_bank_lines(ordered[new], self.context, self.customers):
                 for line in part:
-                    key = (line.account_no, line.txn_id)
-                    self.linked[key] = line
-                    self.records[key] = link_record(line.link, self.customers[key])
-            for key in (k for k, n in zip(keys, new) if n and k not in self.records):
-                self.records[key] = link_record(None, self.customers[key])  # a debit nobody can link
-            # `apply_delta` deletes the stored links of every key here: one without a customer
-            # is stored as nothing (see `_has_customer`).
-            self.records.update({k: None for k, r in self.records.items() if not _has_customer(self.customers[k])})
+                    self.linked[(line.account_no, line.txn_id)] = line
+            # What to store for each line linked anew (`apply_delta` first deletes the stored link
+            # of every key here): nothing for a line without a customer (see `_has_customer`).
+            for key in (k for k, n in zip(keys, new) if n):
+                entry = self.customers[key]
+                line = self.linked.get(key)  # None: a debit nobody can link
+                self.records[key] = link_record(line.link if line else None, entry) if _has_customer(entry) else None
         linked = {key: self.customers[key] for key in keys if key in self.customers}
         if not allocate:
             return None, _line_customers(self.inputs, _empty_links(), linked, self.by_txn)
