@@ -15,17 +15,19 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
-from recon_pipeline import stages
+from recon_pipeline import run_state, stages
 from recon_pipeline.as_of import parse_as_of
 from recon_pipeline.dashboard.feedback import MatchDecision, write_decision
 from recon_pipeline.demo.generator import generate_demo
 from recon_pipeline.demo.sequences import apply_step, drop_sequence
+from recon_pipeline.matching import seam
 from recon_pipeline.matching.engine import build_receipt_links
 from recon_pipeline.matching.seam import read_matching_inputs
 from recon_pipeline.pipeline import run_pipeline
 from recon_pipeline.publish.publication import default_published_path
-from recon_pipeline.settings import load_settings
+from recon_pipeline.settings import DBT_PROJECT_DIR, load_settings
 from recon_pipeline.stages import PipelineError
 from recon_pipeline.warehouse import connect
 from tests.matching.test_incremental import comparable_links
@@ -119,14 +121,26 @@ def test_incremental_runs_equal_a_full_rebuild(base_world, first_runs, tmp_path,
             assert _content(inc, table, naive) == _content(full, table, naive), f"{table} differs (seed {seed})"
 
 
+def _unit_tests_run(outcomes: list) -> int:
+    """dbt unit tests among the nodes the dbt steps of a run executed (and forget them)."""
+    count = sum(1 for outcome in outcomes for unique_id, _ in outcome.nodes if unique_id.startswith("unit_test."))
+    outcomes.clear()
+    return count
+
+
 @pytest.mark.e2e
-def test_a_day_later_reevaluates_only_the_affected_lines(base_world, tmp_path):
+def test_a_day_later_reevaluates_only_the_affected_lines(base_world, tmp_path, monkeypatch):
     shutil.copytree(base_world / "landing", tmp_path / "landing")
     landing, settings = tmp_path / "landing", load_settings()
     warehouse = tmp_path / "recon.duckdb"
+    outcomes, real_build = [], stages.dbt_build
+    monkeypatch.setattr(stages, "dbt_build", lambda *args, **kwargs: outcomes.append(real_build(*args, **kwargs)) or outcomes[-1])
+    unit_tests = sum(len(yaml.safe_load(path.read_text(encoding="utf-8")).get("unit_tests") or [])
+                     for path in Path(DBT_PROJECT_DIR, "models").rglob("*.yml"))
     first = run_pipeline(landing, warehouse, parse_as_of("2025-04-28T09:00:00", settings.timezone), settings,
                          echo=lambda line: None)
     assert first.matching.full
+    assert _unit_tests_run(outcomes) == unit_tests > 0  # the first run of this code version
     later = run_pipeline(landing, warehouse, parse_as_of("2025-04-29T09:00:00", settings.timezone), settings,
                          echo=lambda line: None)
     assert not later.matching.full
@@ -134,12 +148,20 @@ def test_a_day_later_reevaluates_only_the_affected_lines(base_world, tmp_path):
         lines = conn.execute("SELECT count(*) FROM matching.line_state").fetchone()[0]
     assert 0 < later.matching.evaluated_lines < lines / 2
     assert later.tests_run == ["dbt_staging", "dbt_marts"]
+    assert _unit_tests_run(outcomes) == 0  # new data, same code: the SQL's rules passed already
     minutes = run_pipeline(landing, warehouse, parse_as_of("2025-04-29T09:10:00", settings.timezone), settings,
                            echo=lambda line: None)
     assert minutes.tests_run == [] and not minutes.skipped  # the as-of moved: rebuilt, not re-tested
     again = run_pipeline(landing, warehouse, parse_as_of("2025-04-29T09:10:00", settings.timezone), settings,
                          echo=lambda line: None)
     assert again.skipped and "ingest" in again.stage_seconds and "dbt_marts" not in again.stage_seconds
+
+    # An analyst edits a model: a new code version, whose unit tests run on the next run.
+    for module in (stages, seam, run_state):
+        monkeypatch.setattr(module, "code_fingerprint", lambda: "edited-model")
+    edited = run_pipeline(landing, warehouse, parse_as_of("2025-04-29T09:20:00", settings.timezone), settings,
+                          echo=lambda line: None)
+    assert edited.tests_run == ["dbt_staging", "dbt_marts"] and _unit_tests_run(outcomes) == unit_tests
 
 
 @pytest.mark.e2e

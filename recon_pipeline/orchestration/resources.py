@@ -128,13 +128,13 @@ def run_as_of(context: dg.AssetExecutionContext | dg.OpExecutionContext, setting
     tag = context.run.tags.get(AS_OF_TAG)
     if tag:
         return parse_as_of(tag, settings.timezone)
-    record = context.instance.get_run_record_by_id(context.run_id)
+    record = context.instance.get_run_record_by_id(context.run.run_id)
     tag = record.dagster_run.tags.get(AS_OF_TAG) if record else None
     if tag:  # an earlier step of this run added it
         return parse_as_of(tag, settings.timezone)
     created = record.create_timestamp if record else datetime.now(tz=ZoneInfo("UTC"))
     moment = created.astimezone(ZoneInfo(settings.timezone)).replace(tzinfo=None, microsecond=0)
-    context.instance.add_run_tags(context.run_id, {AS_OF_TAG: moment.isoformat()})
+    context.instance.add_run_tags(context.run.run_id, {AS_OF_TAG: moment.isoformat()})
     context.log.info(f"运行未带 {AS_OF_TAG} 标签，使用启动时间作为 as-of: {as_of_text(moment)}")
     return moment
 
@@ -150,7 +150,7 @@ def run_context(context: dg.AssetExecutionContext | dg.OpExecutionContext, recon
         options=recon.options(settings),
         echo=context.log.info,
         warn=context.log.warning,
-        door=f"dagster run {context.run_id}",
+        door=f"dagster run {context.run.run_id}",
     )
 
 
