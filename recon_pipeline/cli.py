@@ -415,17 +415,21 @@ def restore(
     from recon_pipeline.publish.publication import PublishError, publish_mart
     from recon_pipeline.recovery import RecoveryError, restore_warehouse
 
+    from recon_pipeline.warehouse import WarehouseBusyError
+
+    # Under the writer lock: a running pipeline would otherwise write into the file moved aside.
     try:
-        stats = restore_warehouse(backup_dir, warehouse, force=force)
-    except RecoveryError as exc:
+        with sole_writer(warehouse):
+            stats = restore_warehouse(backup_dir, warehouse, force=force)
+            out.print(f"已恢复 {stats.tables} 张表、{stats.rows} 行到 {stats.warehouse}（{stats.seconds}s）", highlight=False)
+            if stats.moved_aside:
+                out.print(f"原仓库文件保留为 {stats.moved_aside}", highlight=False)
+            try:
+                publish_mart(warehouse)
+            except PublishError as exc:
+                fail(f"已恢复，但发布只读报表库失败: {exc}")
+    except (RecoveryError, WarehouseBusyError) as exc:
         fail(str(exc))
-    out.print(f"已恢复 {stats.tables} 张表、{stats.rows} 行到 {stats.warehouse}（{stats.seconds}s）", highlight=False)
-    if stats.moved_aside:
-        out.print(f"原仓库文件保留为 {stats.moved_aside}", highlight=False)
-    try:
-        publish_mart(warehouse)
-    except PublishError as exc:
-        fail(f"已恢复，但发布只读报表库失败: {exc}")
 
 
 @app.command()

@@ -16,10 +16,10 @@ import socket
 import sys
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import duckdb
 
@@ -216,3 +216,21 @@ def hold_warehouse(
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+@contextmanager
+def registered(conn: duckdb.DuckDBPyConnection, frames: dict[str, Any]) -> Iterator[None]:
+    """Frames (pandas or Arrow) visible to SQL under these names for the block. An error inside
+    the block is raised as it is: in an aborted transaction DuckDB refuses the unregistering
+    too, and that second error must not hide the first (a damaged file, say)."""
+    for name, frame in frames.items():
+        conn.register(name, frame)
+    try:
+        yield
+    except BaseException:
+        for name in frames:
+            with suppress(duckdb.Error):
+                conn.unregister(name)
+        raise
+    for name in frames:
+        conn.unregister(name)

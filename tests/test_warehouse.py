@@ -156,14 +156,16 @@ def test_a_nested_hold_in_the_same_thread_keeps_the_lock(tmp_path):
 
 
 def test_commands_that_write_the_warehouse_wait_for_the_writer_lock_too(tmp_path):
-    # recon publish / close-period / reopen-period / rebuild write the warehouse: like recon run,
-    # they wait for a running pipeline and then name it, instead of DuckDB's lock error.
+    # recon publish / close-period / reopen-period / restore / rebuild write the warehouse: like
+    # recon run, they wait for a running pipeline and then name it, instead of DuckDB's lock error.
     warehouse = tmp_path / "w.duckdb"
+    (tmp_path / "backup").mkdir()
     holder = subprocess.Popen([sys.executable, "-c", HOLD, str(warehouse), "60"], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
         env = {**os.environ, "RECON_LOCK_WAIT": "1"}
-        for command in (["publish"], ["close-period", "2025-03"], ["reopen-period", "2025-03", "--reason", "x"]):
+        for command in (["publish"], ["close-period", "2025-03"], ["reopen-period", "2025-03", "--reason", "x"],
+                        ["restore", str(tmp_path / "backup"), "--force"]):
             result = subprocess.run([*RECON, *command, "--warehouse", str(warehouse)],
                                     capture_output=True, text=True, timeout=120, env=env)
             assert result.returncode == 1, (command, result.stderr)

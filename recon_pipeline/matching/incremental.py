@@ -62,6 +62,7 @@ from recon_pipeline.matching.linking import memo_refs
 from recon_pipeline.matching.memo import contract_key, contract_tokens_in_memo
 from recon_pipeline.matching.names import parse_company_name
 from recon_pipeline.settings import Settings
+from recon_pipeline.warehouse import registered
 
 CONTRACT_REF = "contract:"  # a memo's reference to an order by its contract number
 Engine = Callable[..., pd.DataFrame]  # build_receipt_links(inputs, settings, lines=None, linked_customers=None)
@@ -230,19 +231,18 @@ class StateStore:
         rows = self.conn.execute("SELECT fingerprint FROM matching.context_state").fetchall()
         return rows[0][0] if rows else None
 
-    def _register(self, frame: pd.DataFrame) -> str:
-        self._frames += 1
-        name = f"_incremental_{self._frames}"
-        self.conn.register(name, frame)
-        return name
+    def _names(self, *keys: str) -> dict[str, str]:
+        """A fresh view name per frame key (a frame of an earlier call may still be registered)."""
+        names = {}
+        for key in keys:
+            self._frames += 1
+            names[key] = f"_incremental_{self._frames}"
+        return names
 
     def _query(self, sql: str, params: list | None = None, **frames: pd.DataFrame) -> pd.DataFrame:
-        names = {key: self._register(frame) for key, frame in frames.items()}
-        try:
+        names = self._names(*frames)
+        with registered(self.conn, {names[key]: frame for key, frame in frames.items()}):
             return self.conn.execute(sql.format(**names), params or []).df()
-        finally:
-            for name in names.values():
-                self.conn.unregister(name)
 
     def changed_lines(self, lines: pd.DataFrame) -> tuple[pd.DataFrame, set[tuple[str, str]]]:
         """The current lines that are new or differ from the stored ones, and the stored lines gone."""
@@ -343,11 +343,11 @@ class StateStore:
         re-evaluated; `records`: the links of the lines linked anew."""
         line_rows = _pairs_frame(gone | set(zip(changed["account_no"], changed["txn_id"])))
         customer_rows = _pairs_frame(gone | evaluated)
-        names = {"lines": self._register(line_rows), "customers": self._register(customer_rows),
-                 "relinked": self._register(_pairs_frame(gone | set(records))),
-                 "inputs": self._register(changed_inputs[["source", "key"]]),
-                 "learned": self._register(pd.DataFrame({"key": pd.Series(sorted(changed_learning), dtype="object")}))}
-        try:
+        frames = {"lines": line_rows, "customers": customer_rows, "relinked": _pairs_frame(gone | set(records)),
+                  "inputs": changed_inputs[["source", "key"]],
+                  "learned": pd.DataFrame({"key": pd.Series(sorted(changed_learning), dtype="object")})}
+        names = self._names(*frames)
+        with registered(self.conn, {names[key]: frame for key, frame in frames.items()}):
             self.conn.execute(f"""DELETE FROM matching.line_state AS s USING {names['lines']} AS l
                                   WHERE s.account_no = l.account_no AND s.txn_id = l.txn_id""")
             self.conn.execute(f"""DELETE FROM matching.line_keys AS k USING {names['lines']} AS l
@@ -361,9 +361,6 @@ class StateStore:
             self.conn.execute(f"""DELETE FROM matching.input_state AS s USING {names['inputs']} AS i
                                   WHERE s.source = i.source AND s.key = i.key""")
             self.conn.execute(f"DELETE FROM matching.learned_state AS s USING {names['learned']} AS l WHERE s.key = l.key")
-        finally:
-            for name in names.values():
-                self.conn.unregister(name)
         wanted = inputs.merge(changed_inputs[["source", "key"]], on=["source", "key"], how="inner")
         self._insert(changed, pd.concat([changed_keys, evaluated_customers], ignore_index=True), wanted,
                      learned[learned["key"].isin(changed_learning)])
@@ -377,11 +374,9 @@ class StateStore:
 
     def _insert_frame(self, table: str, frame: pd.DataFrame) -> None:
         if len(frame):
-            name = self._register(frame)
-            try:
+            (name,) = self._names("frame").values()
+            with registered(self.conn, {name: frame}):
                 self.conn.execute(f"INSERT INTO matching.{table} BY NAME SELECT * FROM {name}")
-            finally:
-                self.conn.unregister(name)
 
 
 def _pairs_frame(lines: Iterable[tuple[str, str]]) -> pd.DataFrame:

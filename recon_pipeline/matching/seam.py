@@ -14,7 +14,7 @@ from recon_pipeline.matching.incremental import Engine, refresh_links
 from recon_pipeline.matching.inputs import LINK_COLUMNS, MatchingInputs
 from recon_pipeline.run_state import code_fingerprint
 from recon_pipeline.settings import Settings
-from recon_pipeline.warehouse import ensure_schema
+from recon_pipeline.warehouse import ensure_schema, registered
 
 # Amounts leave the warehouse as int64 cents: exact arithmetic without floats. Each input is
 # (SELECT, ORDER BY); the SQL runs on DuckDB and on Spark alike.
@@ -77,9 +77,7 @@ def replace_line_links(conn: duckdb.DuckDBPyConnection, lines: set[tuple[str, st
     keys = pd.DataFrame(sorted(lines), columns=["account_no", "txn_id"]) if lines else \
         pd.DataFrame({"account_no": pd.Series(dtype="str"), "txn_id": pd.Series(dtype="str")})
     frame = links[LINK_COLUMNS] if list(links.columns) != LINK_COLUMNS else links
-    conn.register("_keys", keys)
-    conn.register("_links", frame)
-    try:
+    with registered(conn, {"_keys": keys, "_links": frame}):
         conn.execute("""DELETE FROM matching.receipt_links AS links USING _keys
                         WHERE links.account_no = _keys.account_no AND links.txn_id = _keys.txn_id""")
         if len(frame):
@@ -91,9 +89,6 @@ def replace_line_links(conn: duckdb.DuckDBPyConnection, lines: set[tuple[str, st
                    FROM _links
                    ORDER BY account_no, txn_id, order_id NULLS LAST"""
             )
-    finally:
-        conn.unregister("_keys")
-        conn.unregister("_links")
     return len(frame)
 
 
