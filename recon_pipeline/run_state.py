@@ -58,13 +58,16 @@ def _digest(*parts: object) -> str:
 
 @lru_cache(maxsize=1)
 def code_fingerprint() -> str:
-    """The pipeline package and the dbt project, by content (not by modification time)."""
+    """The pipeline package and the dbt project, by content (not by modification time). What
+    tools leave beside the code does not count: dbt's output folders, Python's caches, hidden
+    files (dbt writes `.user.yml` into the project the first time anyone runs it there)."""
     hasher = hashlib.sha256()
     roots = [_PACKAGE_DIR, Path(DBT_PROJECT_DIR)]
     for root in roots:
         for path in sorted(root.rglob("*")):
-            parts = set(path.relative_to(root).parts)
-            if not path.is_file() or path.suffix not in _CODE_SUFFIXES or parts & {"target", "logs", "__pycache__", "dbt_packages"}:
+            parts = path.relative_to(root).parts
+            if (not path.is_file() or path.suffix not in _CODE_SUFFIXES or any(part.startswith(".") for part in parts)
+                    or set(parts) & {"target", "logs", "__pycache__", "dbt_packages"}):
                 continue
             hasher.update(str(path.relative_to(root)).encode("utf-8"))
             hasher.update(path.read_bytes())
