@@ -414,7 +414,6 @@ def restore(
     """Rebuild the warehouse from a backup (verified against its manifest), then republish."""
     from recon_pipeline.publish.publication import PublishError, publish_mart
     from recon_pipeline.recovery import RecoveryError, restore_warehouse
-
     from recon_pipeline.warehouse import WarehouseBusyError
 
     # Under the writer lock: a running pipeline would otherwise write into the file moved aside.

@@ -17,13 +17,13 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from fractions import Fraction
-from typing import Any, Iterable, Iterator, NamedTuple
+from typing import Any, Iterable, NamedTuple
 
 import duckdb
 import pandas as pd
 
 from recon_pipeline.alerts import health
-from recon_pipeline.alerts.health import LINKED_STATUSES
+from recon_pipeline.alerts.health import LINKED_STATUSES, plain_rows
 from recon_pipeline.as_of import as_naive_datetime, duration_text, hours_between, last_closed_periods, next_cutoff
 from recon_pipeline.money import cents_to_decimal, format_yuan
 from recon_pipeline.settings import Settings
@@ -71,12 +71,6 @@ def format_time(value: datetime | pd.Timestamp | None) -> str:
 
 def _clean(value: Any) -> Any:
     return None if value is None or (not isinstance(value, (list, tuple)) and pd.isna(value)) else value
-
-
-def _rows(frame: pd.DataFrame) -> Iterator[Any]:
-    """A query result's rows as named tuples of plain Python values. Iterated value by value,
-    pandas' Arrow-backed string columns cost most of a rule's time at a million lines."""
-    return frame.astype(object).itertuples(index=False)
 
 
 @dataclass(frozen=True)
@@ -186,7 +180,7 @@ def amount_mismatch_alerts(ctx: RuleContext) -> list[dict]:
         [ctx.as_of],
     ).df()
     alerts: dict[str, dict] = {}
-    for row in _rows(rows):
+    for row in plain_rows(rows):
         if not _has_amount_mismatch(row.evidence):
             continue
         owner = _person(ctx.people, row.owner_salesperson_id)
@@ -226,7 +220,7 @@ def receipt_not_written_off_alerts(ctx: RuleContext) -> list[dict]:
         [ctx.as_of - timedelta(hours=hours)],
     ).df()
     alerts = []
-    for row in _rows(rows):
+    for row in plain_rows(rows):
         owner = _person(ctx.people, row.salesperson_id)
         age_hours = hours_between(pd.Timestamp(row.txn_time).to_pydatetime(), ctx.as_of)
         message = (
@@ -309,7 +303,7 @@ def cutoff_unarchived_alerts(ctx: RuleContext) -> list[dict]:
     if hours_left >= float(ctx.settings.alerts["cutoff_warning_hours"]):
         return []
     alerts = []
-    for row in _rows(health.unarchived_signed_contracts(ctx.conn, ctx.as_of)):
+    for row in plain_rows(health.unarchived_signed_contracts(ctx.conn, ctx.as_of)):
         owner = _person(ctx.people, row.salesperson_id)
         message = (
             f"距 {format_time(cutoff)} 封关还有 {duration_text(hours_left * 3600)}：订单 {row.order_id}"
@@ -330,7 +324,7 @@ def approval_stalled_alerts(ctx: RuleContext) -> list[dict]:
     """Reminder: approval pending strictly longer than N hours (as_of - approval_submitted_at).
     To the owner, cc the manager. A resubmission is a new fact (new id)."""
     alerts = []
-    for row in _rows(health.stalled_approvals(ctx.conn, ctx.as_of, ctx.settings)):
+    for row in plain_rows(health.stalled_approvals(ctx.conn, ctx.as_of, ctx.settings)):
         owner = _person(ctx.people, row.salesperson_id)
         submitted = pd.Timestamp(row.approval_submitted_at).to_pydatetime()
         waited = hours_between(submitted, ctx.as_of)

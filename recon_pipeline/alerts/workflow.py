@@ -32,14 +32,14 @@ limit passed: escalate) / closed (the episode ended before the step was done).
 from __future__ import annotations
 
 import re
-from collections import namedtuple
 from datetime import datetime, timedelta
-from typing import Any, Iterator
+from typing import Any
 
 import duckdb
 import pandas as pd
 import pyarrow as pa
 
+from recon_pipeline.alerts.health import plain_rows
 from recon_pipeline.as_of import as_naive_datetime
 from recon_pipeline.settings import Settings
 
@@ -244,35 +244,16 @@ def _actions(conn: duckdb.DuckDBPyConnection, as_of: datetime) -> pd.DataFrame:
 # --- the SLA evaluation (pure) ---------------------------------------------------------------
 
 
-def _values(column: pd.Series) -> list:
-    """A column as plain Python values, missing ones None (at a million lines, pandas' per-value
-    iteration of Arrow-backed strings and timestamps is the slow part of the evaluation)."""
-    values = column.astype(object)
-    return values.where(values.notna(), None).tolist()
-
-
-def _times(column: pd.Series) -> list[datetime | None]:
-    """A timestamp column as naive datetimes, missing ones None."""
-    times = pd.to_datetime(column)
-    return [None if t is pd.NaT else t.to_pydatetime() for t in times]
-
-
-def _plain_rows(frame: pd.DataFrame, columns: tuple[str, ...]) -> Iterator[Any]:
-    row = namedtuple("row", columns)
-    return map(row._make, zip(*(_values(frame[c]) for c in columns)))
-
-
 def evaluate_sla(items: pd.DataFrame, actions: pd.DataFrame, as_of: datetime,
                  limits: dict[str, dict[str, timedelta]]) -> pd.DataFrame:
     """One row per episode and step (SLA_COLUMNS) at the as-of."""
     by_target: dict[tuple[str, str], list[tuple]] = {}
-    for target_type, target_id, acted_at, action, acted_by in zip(
-            _values(actions["target_type"]), _values(actions["target_id"]), _times(actions["acted_at"]),
-            _values(actions["action"]), _values(actions["acted_by"])):
-        by_target.setdefault((target_type, target_id), []).append((acted_at, action, acted_by))
+    for action in plain_rows(actions[["target_type", "target_id", "acted_at", "action", "acted_by"]]):
+        by_target.setdefault((action.target_type, action.target_id), []).append(
+            (action.acted_at, action.action, action.acted_by))
     records = []
-    columns = ("item_type", "item_id", "item_class", "title", "owner", "escalate_to")
-    for item, start, end in zip(_plain_rows(items, columns), _times(items["episode_start"]), _times(items["episode_end"])):
+    for item in plain_rows(items):
+        start, end = item.episode_start, item.episode_end
         is_open = end is None or end > as_of
         window_end = as_of if is_open else end
         own = [a for a in by_target.get((item.item_type, item.item_id), []) if start <= a[0] <= window_end]

@@ -225,22 +225,13 @@ class StateStore:
     def __init__(self, conn: duckdb.DuckDBPyConnection):
         self.conn = conn
         ensure_state_tables(conn)
-        self._frames = 0
 
     def context(self) -> str | None:
         rows = self.conn.execute("SELECT fingerprint FROM matching.context_state").fetchall()
         return rows[0][0] if rows else None
 
-    def _names(self, *keys: str) -> dict[str, str]:
-        """A fresh view name per frame key (a frame of an earlier call may still be registered)."""
-        names = {}
-        for key in keys:
-            self._frames += 1
-            names[key] = f"_incremental_{self._frames}"
-        return names
-
     def _query(self, sql: str, params: list | None = None, **frames: pd.DataFrame) -> pd.DataFrame:
-        names = self._names(*frames)
+        names = _view_names(frames)
         with registered(self.conn, {names[key]: frame for key, frame in frames.items()}):
             return self.conn.execute(sql.format(**names), params or []).df()
 
@@ -346,7 +337,7 @@ class StateStore:
         frames = {"lines": line_rows, "customers": customer_rows, "relinked": _pairs_frame(gone | set(records)),
                   "inputs": changed_inputs[["source", "key"]],
                   "learned": pd.DataFrame({"key": pd.Series(sorted(changed_learning), dtype="object")})}
-        names = self._names(*frames)
+        names = _view_names(frames)
         with registered(self.conn, {names[key]: frame for key, frame in frames.items()}):
             self.conn.execute(f"""DELETE FROM matching.line_state AS s USING {names['lines']} AS l
                                   WHERE s.account_no = l.account_no AND s.txn_id = l.txn_id""")
@@ -374,9 +365,13 @@ class StateStore:
 
     def _insert_frame(self, table: str, frame: pd.DataFrame) -> None:
         if len(frame):
-            (name,) = self._names("frame").values()
-            with registered(self.conn, {name: frame}):
-                self.conn.execute(f"INSERT INTO matching.{table} BY NAME SELECT * FROM {name}")
+            with registered(self.conn, {"_incremental_rows": frame}):
+                self.conn.execute(f"INSERT INTO matching.{table} BY NAME SELECT * FROM _incremental_rows")
+
+
+def _view_names(frames: dict[str, pd.DataFrame]) -> dict[str, str]:
+    """The name each frame of one statement is registered under (`registered` drops them after)."""
+    return {key: f"_incremental_{key}" for key in frames}
 
 
 def _pairs_frame(lines: Iterable[tuple[str, str]]) -> pd.DataFrame:
