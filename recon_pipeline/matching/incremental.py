@@ -610,13 +610,10 @@ def _close_over_customers(store: StateStore, change: Change, inputs: MatchingInp
                           evaluation: "_PhasedEvaluation | None") -> tuple[pd.DataFrame, set[tuple], dict, int]:
     """Evaluate the changed lines and every line of the customers they (and the change) touch,
     until no customer joins: the links of those lines, the lines, each one's customers, rounds."""
-    current_keys = _keys_of(lines)
+    current = evaluation.position if evaluation is not None else set(zip(lines["account_no"], lines["txn_id"]))
 
     def present(wanted: set[tuple]) -> list[tuple]:
-        if not wanted:
-            return []
-        candidates = pd.MultiIndex.from_tuples(sorted(wanted), names=["account_no", "txn_id"])
-        return list(candidates[candidates.isin(current_keys)])
+        return sorted(key for key in wanted if key in current)
 
     if evaluation is not None:
         evaluate = evaluation.evaluate
@@ -678,14 +675,19 @@ class _PhasedEvaluation:
         self.customers: dict[tuple, object] = {}  # every linked line's `linked_customers` entry
         self.records: dict[tuple, str | None] = {}  # the links of the lines linked anew, to store
         self.by_txn = _decision_customers(inputs)
+        # The bank in allocation order once: a round's lines are a subset, taken in that order
+        # (a stable sort of the subset gives the same order; sorting a million lines per round did not).
+        self.ordered = bank_in_order(inputs.bank)
+        self.keys = list(zip(self.ordered["account_no"].astype(str), self.ordered["txn_id"].astype(str)))
+        self.position = {key: i for i, key in enumerate(self.keys)}
 
     def evaluate(self, lines: list[tuple], allocate: bool = True) -> tuple[pd.DataFrame | None, dict[tuple, set[str]]]:
         """`build_receipt_links(inputs, settings, lines=lines, linked_customers=...)`, and its
         `_line_customers`; without `allocate`, no rows (None) and the customers linking gives:
         allocation is redone only once the set of lines is closed over those."""
-        wanted = pd.MultiIndex.from_tuples(lines, names=["account_no", "txn_id"])
-        ordered = bank_in_order(self.inputs.bank, wanted)
-        keys = list(zip(ordered["account_no"].astype(str), ordered["txn_id"].astype(str)))
+        positions = sorted(self.position[key] for key in lines)
+        ordered = self.ordered.iloc[positions]
+        keys = [self.keys[p] for p in positions]
         new = np.array([key not in self.customers for key in keys], dtype=bool)
         if new.any() and self.store is not None:
             self._reuse(ordered[new], [key for key, n in zip(keys, new) if n and key not in self.relink])
