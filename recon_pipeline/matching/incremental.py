@@ -375,7 +375,8 @@ def _view_names(frames: dict[str, pd.DataFrame]) -> dict[str, str]:
 
 
 def _pairs_frame(lines: Iterable[tuple[str, str]]) -> pd.DataFrame:
-    pairs = sorted(lines)
+    """(account_no, txn_id) pairs to join the state with (in no particular order: they select rows)."""
+    pairs = list(lines)
     return pd.DataFrame({"account_no": pd.Series([a for a, _ in pairs], dtype="object"),
                          "txn_id": pd.Series([t for _, t in pairs], dtype="object")})
 
@@ -613,7 +614,8 @@ def _close_over_customers(store: StateStore, change: Change, inputs: MatchingInp
     current = evaluation.position if evaluation is not None else set(zip(lines["account_no"], lines["txn_id"]))
 
     def present(wanted: set[tuple]) -> list[tuple]:
-        return sorted(key for key in wanted if key in current)
+        # In no particular order: the engine takes the lines in allocation order.
+        return [key for key in wanted if key in current]
 
     if evaluation is not None:
         evaluate = evaluation.evaluate
