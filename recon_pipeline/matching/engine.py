@@ -392,14 +392,15 @@ def link_record(link: LineLink | None, customers) -> str:
 
 def link_from_record(record: str) -> tuple[LineLink | None, Any]:
     """(the link, the `linked_customers` entry) of a `link_record`. The evidence comes back as
-    parsed JSON (the payer as a dict) with its JSON text: allocation writes the same text."""
+    its JSON text, which allocation writes as it is; it is parsed only when allocation adds to
+    it (`_link_evidence`)."""
     data = json.loads(record)
     customers = data["customers"]
     customers = tuple(customers) if isinstance(customers, list) else customers
     if "method" not in data:
         return None, customers
     link = LineLink(data["customer_id"], data["method"], data["score"], data["status"], data["memo_orders"],
-                    json.loads(data["evidence"]), static_json=data["evidence"], complete=data["complete"],
+                    None, static_json=data["evidence"], complete=data["complete"],
                     memo_check=data["memo_check"], hold=data["hold"], depends_on=tuple(data["depends_on"]))
     return link, customers
 
@@ -442,6 +443,10 @@ def _decided(account_no: str, txn_id: str, link: LineLink, customer_of, learned:
     return customer_id, method, score, status, extra
 
 
+def _link_evidence(link: LineLink) -> dict:
+    return link.evidence if link.evidence is not None else json.loads(link.static_json)
+
+
 def _allocate_line(account_no: str, txn_id: str, amount: int, memo: str, link: LineLink, book: OrderBook,
                    learned: Learned, writeoffs: list, options: MatchOptions) -> list[tuple]:
     extra: dict[str, Any] = {}  # evidence this step adds to the link's
@@ -470,8 +475,9 @@ def _allocate_line(account_no: str, txn_id: str, amount: int, memo: str, link: L
         verdict = book.memo_fit(customer_id, amount, link.memo_orders)
         if verdict != "fit" and (link.memo_check == MEMO_FIT or verdict in ("over", "closed")):
             status, score = "suggested", options.relation_score
-            evidence_override = {**link.evidence, "memo_amount": verdict,
-                                 "risk_flags": [*link.evidence.get("risk_flags", ()), "amount_contradicts_memo"]}
+            evidence = _link_evidence(link)
+            evidence_override = {**evidence, "memo_amount": verdict,
+                                 "risk_flags": [*evidence.get("risk_flags", ()), "amount_contradicts_memo"]}
 
     def row(order_id, cents, ev_json):
         return (account_no, txn_id, customer_id, order_id, int(cents), method, int(score), status, ev_json)

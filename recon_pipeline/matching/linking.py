@@ -44,7 +44,7 @@ class LineLink:
     score: int
     status: str  # auto_linked / suggested / confirmed / unmatched
     memo_orders: list[str]
-    evidence: dict
+    evidence: dict | None  # None: a stored link's, kept as its JSON text only (`static_json`)
     static_json: str | None = None  # the evidence serialized once, for lines sharing a payer
     shareable: bool = False  # lines with the same payer get the same link (and evidence)
     complete: bool = True  # False: fuzzy scoring skipped (`strong_only`), valid for that line only
