@@ -119,25 +119,38 @@ def learn_from_finance(inputs: MatchingInputs, contracts: pd.DataFrame, options:
             decided_txns |= {str(t) for t in frame["txn_id"].dropna()}
     lines_by_txn: dict[str, list[tuple]] = defaultdict(list)
     if decided_txns:
-        bank = inputs.bank[inputs.bank["txn_id"].astype(str).isin(decided_txns)]
+        txn_ids = inputs.bank["txn_id"]
+        # A string column as it is: astype(str) copies a million Arrow strings one by one.
+        bank = inputs.bank[(txn_ids if pd.api.types.is_string_dtype(txn_ids) else txn_ids.astype(str)).isin(decided_txns)]
         for line in zip(*(column_values(bank[c]) for c in ("account_no", "txn_id", "counterparty_name",
                                                               "counterparty_account"))):
             lines_by_txn[str(line[1])].append(line)
 
-    covered: dict[NameParts, bool] = {}  # payers repeat: whether each is an intermediary, once
+    # Payers repeat (a million lines' write-offs come from a third as many payers): where each
+    # payer's confirmations are filed, worked out once per (name, account) as received.
+    filed: dict[tuple, tuple[dict | None, dict | None]] = {}
 
-    def remember(account_no, txn_id, name, account_raw, customer_id, provenance):
+    def filing(name, account_raw) -> tuple[dict | None, dict | None]:
+        """(the account's table or None, the name's table or None) for this payer."""
         payer = parse_company_name(clean_text(name) or None, options.channel_prefixes)
         account = account_key(account_raw, payer)
-        provenance = {**provenance, "account_no": str(account_no), "txn_id": str(txn_id)}
-        intermediary = covered.get(payer)
-        if intermediary is None:
-            intermediary = covered[payer] = intermediaries.covers(payer)
+        intermediary = intermediaries.covers(payer)
+        by_account = by_name = None
         if account and not (intermediary or payer.channel):  # a channel's pooled account is everybody's
-            learned.accounts[account].setdefault(customer_id, provenance)
+            by_account = learned.accounts[account]
         if payer.normalized and not payer.masked and not intermediary:
-            names = learned.person_names if looks_like_person(payer) else learned.names
-            names[payer.normalized].setdefault(customer_id, provenance)
+            by_name = (learned.person_names if looks_like_person(payer) else learned.names)[payer.normalized]
+        return by_account, by_name
+
+    def remember(account_no, txn_id, name, account_raw, customer_id, provenance):
+        key = (name, account_raw)
+        tables = filed.get(key)
+        if tables is None:
+            tables = filed[key] = filing(name, account_raw)
+        provenance = {**provenance, "account_no": str(account_no), "txn_id": str(txn_id)}
+        for table in tables:
+            if table is not None:
+                table.setdefault(customer_id, provenance)
         learned.confirmed_txn.setdefault((str(account_no), str(txn_id)), {"customer_id": customer_id, **provenance})
 
     def decided_in_time(when) -> bool:
