@@ -48,7 +48,7 @@ def test_a_first_matching_in_a_fresh_process_leaves_no_garbage_holding_its_conte
     # the whole context again. With automatic collection off, reference counting alone must
     # free every open order of the book once the run has returned.
     script = """
-import gc, sys
+import gc
 gc.disable()
 from recon_pipeline.matching.allocation import OpenOrder
 from recon_pipeline.matching.engine import build_receipt_links
